@@ -1,0 +1,343 @@
+"""The ``digestbot`` command. Thin: parse, call the module that does the work, print.
+
+Exit codes: 0 success (bad input files are reported, not fatal), 2 bad usage or
+configuration, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("digestbot")
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad arguments detected after parsing (exit 2)."""
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def _parse_since(value: str) -> datetime:
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", help="config file (default ./config.yaml, else built in)")
+    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    p = argparse.ArgumentParser(prog="digestbot", description="News digests for Telegram and Slack.",
+                                parents=[common])
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("run", parents=[common], help="the service: adapters, scheduler, delivery")
+    sub.add_parser("ingest", parents=[common], help="one pass over every source")
+    sub.add_parser("articles", parents=[common], help="stored articles")
+    s = sub.add_parser("stories", parents=[common], help="stories, largest first")
+    s.add_argument("--since", type=_parse_since, metavar="ISO")
+    sub.add_parser("recluster", parents=[common], help="rebuild all stories from the stored articles")
+
+    d = sub.add_parser("digest", parents=[common], help="preview or send a digest")
+    mode = d.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--preview", action="store_true")
+    mode.add_argument("--send", action="store_true")
+    d.add_argument("--format", choices=["telegram", "slack", "text"], default="text")
+    d.add_argument("--locale", choices=["zh-CN", "en"])
+
+    q = sub.add_parser("search", parents=[common], help="search the archive")
+    q.add_argument("query", nargs="+")
+    q.add_argument("--limit", type=int, default=10)
+    q.add_argument("--offset", type=int, default=0)
+
+    subs = sub.add_parser("subscriptions", parents=[common], help="list or add subscriptions")
+    subs_sub = subs.add_subparsers(dest="subs_command")
+    add = subs_sub.add_parser("add", parents=[common], help="subscribe chats by id")
+    add.add_argument("adapter")
+    add.add_argument("chat_ids", nargs="+", metavar="CHAT_ID")
+    add.add_argument("--locale", choices=["zh-CN", "en"])
+    add.add_argument("--tz", metavar="ZONE")
+    add.add_argument("--times", metavar="HH:MM,…")
+    rm = subs_sub.add_parser("remove", parents=[common], help="unsubscribe chats by id")
+    rm.add_argument("adapter")
+    rm.add_argument("chat_ids", nargs="+", metavar="CHAT_ID")
+
+    sub.add_parser("outbox", parents=[common], help="pending, sent and dead-letter counts")
+    sub.add_parser("check", parents=[common], help="validate the configuration")
+
+    ev = sub.add_parser("evaluate", parents=[common], help="score story clustering on a labelled folder")
+    ev.add_argument("folder")
+    ev.add_argument("--labels", help="labels.tsv (default FOLDER/../labels.tsv or FOLDER/labels.tsv)")
+    return p
+
+
+def _setup_logging(settings: Settings | None, verbose: bool) -> None:
+    level = logging.DEBUG if verbose else getattr(logging, settings.logging.level if settings else "INFO")
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Libraries talk a lot at INFO; their warnings still show.
+    for noisy in ("httpx", "httpcore", "telegram", "apscheduler", "slack_bolt", "slack_sdk", "aiohttp",
+                  "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.DEBUG)
+
+
+Handler = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+
+
+async def _with_app(settings: Settings, fn: Callable[[Any], Awaitable[int]]) -> int:
+    from bot.app import App
+
+    app = await App.open(settings)
+    try:
+        return await fn(app)
+    finally:
+        await app.close()
+
+
+async def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    if args.json:
+        _print_json({"ok": True, "origin": settings.origin})
+    else:
+        print(f"configuration OK ({settings.origin})")
+    return EXIT_OK
+
+
+async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.ingest import run_ingest
+
+    async def go(app: Any) -> int:
+        report = await run_ingest(app, progress=not args.json and sys.stderr.isatty())
+        if args.json:
+            _print_json(report.as_dict())
+        else:
+            print(report.render_text())
+        return EXIT_OK
+
+    return await _with_app(settings, go)
+
+
+async def cmd_articles(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.store.articles import list_articles
+
+    async def go(app: Any) -> int:
+        arts = await list_articles(app.store)
+        if args.json:
+            _print_json([a.as_dict() for a in arts])
+        else:
+            for a in arts:
+                story = f" story={a.story_id}" if a.story_id else ""
+                dup = f" dup_of={a.duplicate_of}" if a.duplicate_of else ""
+                print(f"{a.id:>6}  {a.published_at:%Y-%m-%d %H:%M}Z  [{a.outlet}] {a.title}{story}{dup}")
+            print(f"{len(arts)} articles")
+        return EXIT_OK
+
+    return await _with_app(settings, go)
+
+
+async def cmd_stories(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.stories.service import list_stories
+
+    async def go(app: Any) -> int:
+        stories = await list_stories(app.store, since=args.since)
+        if args.json:
+            _print_json([s.as_dict() for s in stories])
+        else:
+            for s in stories:
+                print(f"{s.id:>6}  {s.size:>3} articles  {len(s.sources):>2} outlets  {s.title}")
+                print(f"        {', '.join(s.sources)}")
+            print(f"{len(stories)} stories")
+        return EXIT_OK
+
+    return await _with_app(settings, go)
+
+
+async def cmd_recluster(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.stories.service import recluster
+
+    async def go(app: Any) -> int:
+        result = await recluster(app)
+        if args.json:
+            _print_json(result)
+        else:
+            print(f"rebuilt {result['stories']} stories from {result['articles']} articles "
+                  f"({result['duplicates']} duplicates)")
+        return EXIT_OK
+
+    return await _with_app(settings, go)
+
+
+async def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
+    async def go(app: Any) -> int:
+        if args.preview:
+            from bot.digest import preview
+
+            payloads = await preview(app, fmt=args.format, locale=args.locale)
+            if args.json:
+                _print_json(payloads)
+            else:
+                for i, p in enumerate(payloads):
+                    if i:
+                        print("\n" + "─" * 40 + "\n")
+                    print(p.get("text") if isinstance(p, dict) else p)
+            return EXIT_OK
+        from bot.outbox import send_now
+
+        result = await send_now(app)
+        if args.json:
+            _print_json(result)
+        else:
+            print(f"{result['subscriptions']} subscriptions, {result['messages']} messages queued, "
+                  f"{result['sent']} sent, {result['dead']} dead, {result['pending']} pending")
+        return EXIT_OK if result.get("pending", 0) == 0 else EXIT_ERROR
+
+    return await _with_app(settings, go)
+
+
+async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.search import search
+
+    query = " ".join(args.query)
+    if not query.strip():
+        raise UsageError("search: give a query, e.g. digestbot search 苹果 阿里")
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+
+    async def go(app: Any) -> int:
+        res = await search(app.store, query, limit=args.limit, offset=args.offset,
+                           max_chars=settings.commands.max_query_chars)
+        if args.json:
+            _print_json(res.as_dict())
+        else:
+            print(res.render_text())
+        return EXIT_OK
+
+    return await _with_app(settings, go)
+
+
+async def cmd_subscriptions(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.store import subscriptions as subs
+
+    async def go(app: Any) -> int:
+        if args.subs_command == "add":
+            if args.adapter not in app.settings.adapter_configs:
+                raise UsageError(f"adapter {args.adapter!r} is not configured "
+                                 f"(configured: {', '.join(app.adapter_names)})")
+            out = await subs.add_many(app, args.adapter, args.chat_ids, locale=args.locale, tz=args.tz,
+                                      times=args.times)
+            if args.json:
+                _print_json([s.as_dict() for s in out])
+            else:
+                for s in out:
+                    print(f"subscribed {s.adapter}:{s.chat_id} ({s.locale}, {s.timezone}, {','.join(s.times)})")
+            return EXIT_OK
+        if args.subs_command == "remove":
+            n = await subs.deactivate_many(app.store, args.adapter, args.chat_ids, reason="removed by admin")
+            print(json.dumps({"removed": n}) if args.json else f"unsubscribed {n} chats")
+            return EXIT_OK
+        items = await subs.list_subscriptions(app.store)
+        if args.json:
+            _print_json([s.as_dict() for s in items])
+        else:
+            for s in items:
+                state = "active" if s.active else f"inactive ({s.retired_reason or ''})"
+                print(f"{s.adapter}:{s.chat_id}  {s.locale}  {s.timezone}  {','.join(s.times)}  {state}")
+            print(f"{len(items)} subscriptions")
+        return EXIT_OK
+
+    return await _with_app(settings, go)
+
+
+async def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.outbox import status
+
+    async def go(app: Any) -> int:
+        st = await status(app.store)
+        if args.json:
+            _print_json(st)
+        else:
+            print(f"pending {st['pending']}  sent {st['sent']}  dead {st['dead']}")
+            for d in st["dead_letters"]:
+                print(f"  dead #{d['id']} {d['adapter']}:{d['chat_id']} after {d['attempts']} attempts: "
+                      f"{d['reason']}")
+        return EXIT_OK
+
+    return await _with_app(settings, go)
+
+
+async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.service import run_service
+
+    return await run_service(settings)
+
+
+async def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.stories.evaluate import evaluate_folder
+
+    result = await evaluate_folder(args.folder, labels=args.labels, settings=settings)
+    if args.json:
+        _print_json(result.as_dict())
+    else:
+        print(result.render_text())
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Handler] = {
+    "check": cmd_check,
+    "ingest": cmd_ingest,
+    "articles": cmd_articles,
+    "stories": cmd_stories,
+    "recluster": cmd_recluster,
+    "digest": cmd_digest,
+    "search": cmd_search,
+    "subscriptions": cmd_subscriptions,
+    "outbox": cmd_outbox,
+    "run": cmd_run,
+    "evaluate": cmd_evaluate,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        _setup_logging(None, args.verbose)
+        if args.json:
+            _print_json({"ok": False, "errors": [{"path": p, "message": m} for p, m in exc.problems]})
+        for path, msg in exc.problems:
+            print(f"{path}: {msg}" if path else msg, file=sys.stderr)
+        return EXIT_USAGE
+    _setup_logging(settings, args.verbose)
+    try:
+        return asyncio.run(COMMANDS[args.command](args, settings))
+    except UsageError as exc:
+        print(f"digestbot: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        log.debug("command failed", exc_info=True)
+        print(f"digestbot: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

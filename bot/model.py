@@ -1,0 +1,197 @@
+"""Plain values that move through the pipeline. No I/O, no platform markup."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(slots=True)
+class Article:
+    """One article as a source yields it and the store keeps it.
+
+    ``body`` is the cleaned text (Markdown image/link markup removed, NFKC);
+    ``links`` keeps the link targets that were removed from it.
+    """
+
+    source: str
+    external_id: str
+    title: str
+    body: str
+    published_at: datetime  # aware, UTC
+    outlet: str = ""
+    url: str | None = None
+    path: str | None = None  # folder articles: path inside the folder (POSIX)
+    summary: str = ""
+    lang: str = ""
+    tags: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    content_hash: str = ""
+    warnings: list[str] = field(default_factory=list)
+    # Set by the store and the story engine.
+    id: int | None = None
+    story_id: int | None = None
+    duplicate_of: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "outlet": self.outlet,
+            "external_id": self.external_id,
+            "path": self.path,
+            "url": self.url,
+            "title": self.title,
+            "published_at": iso(self.published_at),
+            "lang": self.lang,
+            "story_id": self.story_id,
+            "duplicate_of": self.duplicate_of,
+        }
+
+
+@dataclass(slots=True)
+class Story:
+    id: int
+    title: str
+    size: int
+    sources: list[str]  # distinct outlets, most articles first
+    first_seen: datetime
+    last_seen: datetime
+    articles: list[Article] = field(default_factory=list)
+    headline_article_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "size": self.size,
+            "sources": self.sources,
+            "first_seen": iso(self.first_seen),
+            "last_seen": iso(self.last_seen),
+            "articles": [a.as_dict() for a in self.articles],
+        }
+
+
+@dataclass(slots=True)
+class Filters:
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    outlets: list[str] = field(default_factory=list)
+    exclude_outlets: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    langs: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {
+            "include": self.include,
+            "exclude": self.exclude,
+            "outlets": self.outlets,
+            "exclude_outlets": self.exclude_outlets,
+            "categories": self.categories,
+            "langs": self.langs,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Filters:
+        data = data or {}
+        return cls(**{k: list(data.get(k) or []) for k in cls.__dataclass_fields__})
+
+
+@dataclass(slots=True)
+class Subscription:
+    adapter: str
+    chat_id: str
+    locale: str = "zh-CN"
+    timezone: str = "Asia/Shanghai"
+    times: list[str] = field(default_factory=lambda: ["08:00"])  # HH:MM in ``timezone``
+    max_stories: int = 10
+    filters: Filters = field(default_factory=Filters)
+    quiet_hours: str | None = None  # "23:00-07:00"; may cross midnight
+    active: bool = True
+    chat_type: str = "private"  # private | group | supergroup | channel
+    id: int | None = None
+    last_digest_at: datetime | None = None
+    retired_reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "adapter": self.adapter,
+            "chat_id": self.chat_id,
+            "locale": self.locale,
+            "timezone": self.timezone,
+            "schedule": self.times,
+            "max_stories": self.max_stories,
+            "filters": self.filters.as_dict(),
+            "quiet_hours": self.quiet_hours,
+            "chat_type": self.chat_type,
+            "active": self.active,
+            "last_digest_at": iso(self.last_digest_at) if self.last_digest_at else None,
+            "retired_reason": self.retired_reason,
+        }
+
+
+@dataclass(slots=True)
+class DigestEntry:
+    story_id: int
+    headline: str
+    summary: str
+    outlets: list[str]  # distinct, most relevant first
+    outlet_count: int
+    time: datetime  # latest report, UTC
+    url: str | None
+    is_update: bool = False
+
+
+@dataclass(slots=True)
+class Digest:
+    """A platform-neutral digest; each adapter's render.py turns it into messages."""
+
+    locale: str
+    timezone: str
+    generated_at: datetime  # UTC
+    entries: list[DigestEntry]
+    heading: str = ""  # localised, already formatted for the subscriber's zone
+    subscription_id: int | None = None
+
+
+@dataclass(slots=True)
+class Button:
+    """A neutral inline button; adapters map ``action``/``value`` to callback data."""
+
+    label: str
+    action: str
+    value: str = ""
+
+
+@dataclass(slots=True)
+class ResultItem:
+    """One line of a neutral list reply, e.g. a search hit (one per story)."""
+
+    title: str
+    url: str | None = None
+    detail: str = ""  # e.g. "iyiou, QQ News and 4 more · 2025-02-12"
+    snippet: str = ""
+
+
+@dataclass(slots=True)
+class Reply:
+    """A platform-neutral answer to a command."""
+
+    text: str
+    items: list[ResultItem] = field(default_factory=list)
+    buttons: list[Button] = field(default_factory=list)
+    ephemeral: bool = False
+    # When set, the adapter edits this earlier message instead of sending a new one.
+    edit_message_id: str | None = None
+
+
+def iso(dt: datetime) -> str:
+    """ISO 8601 in UTC with a trailing Z."""
+    from datetime import UTC
+
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
