@@ -1,0 +1,38 @@
+"""Localised strings. Each area keeps its own ``<area>.<locale>.json`` beside this file."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+LOCALES = ("zh-CN", "en")
+DEFAULT_LOCALE = "zh-CN"
+_DIR = Path(__file__).parent
+
+
+def normalise_locale(code: str | None) -> str:
+    """'zh', 'zh-hans', 'zh_CN' -> zh-CN; 'en-US' -> en; anything else -> the default."""
+    if not code:
+        return DEFAULT_LOCALE
+    c = code.replace("_", "-").lower()
+    if c.startswith("zh"):
+        return "zh-CN"
+    if c.startswith("en"):
+        return "en"
+    return DEFAULT_LOCALE
+
+
+@lru_cache(maxsize=None)
+def strings(locale: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for f in sorted(_DIR.glob(f"*.{locale}.json")):
+        out.update(json.loads(f.read_text(encoding="utf-8")))
+    return out
+
+
+def t(locale: str, key: str, **kwargs: object) -> str:
+    """The string ``key`` in ``locale`` (falling back to English, then the key), formatted."""
+    loc = normalise_locale(locale)
+    s = strings(loc).get(key) or strings("en").get(key) or key
+    return s.format(**kwargs) if kwargs else s
