@@ -26,7 +26,9 @@ class App:
     settings: Settings
     store: Store
     # A process-unique id used for leases and outbox claims.
-    instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+    instance_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    )
     _adapters: dict[str, Adapter] = field(default_factory=dict)
 
     @classmethod

@@ -245,7 +245,8 @@ async def cmd_subscriptions(args: argparse.Namespace, settings: Settings) -> int
                 _print_json([s.as_dict() for s in out])
             else:
                 for s in out:
-                    print(f"subscribed {s.adapter}:{s.chat_id} ({s.locale}, {s.timezone}, {','.join(s.times)})")
+                    times = ",".join(s.times)
+                    print(f"subscribed {s.adapter}:{s.chat_id} ({s.locale}, {s.timezone}, {times})")
             return EXIT_OK
         if args.subs_command == "remove":
             n = await subs.deactivate_many(app.store, args.adapter, args.chat_ids, reason="removed by admin")

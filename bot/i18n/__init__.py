@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 LOCALES = ("zh-CN", "en")
@@ -23,7 +23,7 @@ def normalise_locale(code: str | None) -> str:
     return DEFAULT_LOCALE
 
 
-@lru_cache(maxsize=None)
+@cache
 def strings(locale: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for f in sorted(_DIR.glob(f"*.{locale}.json")):
