@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.config import Settings
+from bot.metrics import Metrics
 from bot.store.db import Store
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ class App:
     instance_id: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     )
+    metrics: Metrics = field(default_factory=Metrics)
     _adapters: dict[str, Adapter] = field(default_factory=dict)
 
     @classmethod
