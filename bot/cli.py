@@ -39,17 +39,26 @@ def _parse_since(value: str) -> datetime:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="FILE", help="config file (default ./config.yaml, else built in)")
-    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
-    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    def options(suppress: bool) -> argparse.ArgumentParser:
+        o = argparse.ArgumentParser(add_help=False)
+        o.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS if suppress else None,
+                       help="config file (default ./config.yaml, else built in)")
+        for flag, dest, text in ((("--json",), "json", "machine-readable output on stdout"),
+                                 (("-v", "--verbose"), "verbose", "debug logging")):
+            o.add_argument(*flag, dest=dest, action="store_true",
+                           default=argparse.SUPPRESS if suppress else False, help=text)
+        return o
 
     p = argparse.ArgumentParser(prog="digestbot", description="News digests for Telegram and Slack.",
-                                parents=[common])
+                                parents=[options(suppress=False)])
+    # Subcommands take the options too; SUPPRESS keeps a value given before the subcommand.
+    common = options(suppress=True)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("run", parents=[common], help="the service: adapters, scheduler, delivery")
-    sub.add_parser("ingest", parents=[common], help="one pass over every source")
+    ing = sub.add_parser("ingest", parents=[common], help="one pass over every source")
+    ing.add_argument("--source", action="append", dest="only", metavar="NAME",
+                     help="only this source (repeatable)")
     sub.add_parser("articles", parents=[common], help="stored articles")
     s = sub.add_parser("stories", parents=[common], help="stories, largest first")
     s.add_argument("--since", type=_parse_since, metavar="ISO")
@@ -122,8 +131,14 @@ async def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from bot.ingest import run_ingest
 
+    names = {s.name for s in settings.sources}
+    unknown = [n for n in args.only or [] if n not in names]
+    if unknown:
+        raise UsageError(f"ingest: unknown source {', '.join(unknown)} "
+                         f"(configured: {', '.join(sorted(names))})")
+
     async def go(app: Any) -> int:
-        report = await run_ingest(app, progress=not args.json and sys.stderr.isatty())
+        report = await run_ingest(app, progress=not args.json and sys.stderr.isatty(), only=args.only)
         if args.json:
             _print_json(report.as_dict())
         else:
@@ -211,7 +226,7 @@ async def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.search import search
+    from bot.search import QueryError, search
 
     query = " ".join(args.query)
     if not query.strip():
@@ -220,8 +235,11 @@ async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("--limit must be at least 1")
 
     async def go(app: Any) -> int:
-        res = await search(app.store, query, limit=args.limit, offset=args.offset,
-                           max_chars=settings.commands.max_query_chars)
+        try:
+            res = await search(app.store, query, limit=args.limit, offset=args.offset,
+                               max_chars=settings.commands.max_query_chars)
+        except QueryError as exc:
+            raise UsageError(f"search: {exc}; give a query, e.g. digestbot search 苹果 阿里") from None
         if args.json:
             _print_json(res.as_dict())
         else:

@@ -126,6 +126,8 @@ class FolderSourceConfig(_SourceBase):
     interval: float = 60.0
     max_file_bytes: int = Field(default=2_000_000, gt=0)
     pattern: str = "**/*.md"
+    # A broken file modified this recently may still be being written: retry it next pass.
+    settle_seconds: float = Field(default=2.0, ge=0)
 
 
 class FeedSourceConfig(_SourceBase):
@@ -160,6 +162,8 @@ class DigestConfig(Strict):
     updates: bool = False  # mention a delivered story again when it grew a lot
     update_growth: int = Field(default=3, ge=1)
     summary_width: int = Field(default=120, ge=20)
+    # After downtime: one catch-up digest at start if a scheduled time was missed this recently.
+    catch_up_hours: float = Field(default=6.0, ge=0)
 
     @field_validator("times")
     @classmethod

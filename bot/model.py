@@ -186,6 +186,8 @@ class Reply:
     ephemeral: bool = False
     # When set, the adapter edits this earlier message instead of sending a new one.
     edit_message_id: str | None = None
+    # /digest answers with a whole digest; the adapter renders it as a digest would be sent.
+    digest: Digest | None = None
 
 
 def iso(dt: datetime) -> str:

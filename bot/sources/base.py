@@ -26,6 +26,7 @@ class FileState:
     mtime_ns: int
     size: int
     sha256: str
+    error: str | None = None  # a rejected file: its reason, reported again while the file is unchanged
 
 
 @dataclass(slots=True)

@@ -114,6 +114,8 @@ articles = Table(
     Index("ix_articles_published", "published_at"),
     Index("ix_articles_story", "story_id"),
     Index("ix_articles_content_hash", "content_hash"),
+    # Folder ingest finds a file's earlier article by its path (a renamed or re-keyed file).
+    Index("ix_articles_source_path", "source_id", "path"),
 )
 
 stories = Table(

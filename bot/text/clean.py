@@ -1,4 +1,9 @@
-"""Body cleaning for later stages: Markdown markup out, link targets kept, NFKC."""
+"""Body cleaning for later stages: Markdown markup out, link targets kept, NFKC.
+
+Ingest runs this on every article, so the hot paths avoid whole-text multiline
+regexes (slow in ``re``): block markup is stripped line by line and inline
+patterns only run when their marker character is present.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +12,23 @@ import unicodedata
 
 from bot.text.tokenize import _CJK
 
-_IMG_RE = re.compile(r"!\[([^\]]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
-_LINK_RE = re.compile(r"(?<!!)\[([^\]]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
+_IMG_RE = re.compile(r"!\[([^\]\n]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
+_LINK_RE = re.compile(r"(?<!!)\[([^\]\n]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
 _AUTOLINK_RE = re.compile(r"<(https?://[^>\s]+)>")
-_HTML_TAG_RE = re.compile(r"</?[a-zA-Z][^>]*>")
-_EMPH_RE = re.compile(r"(\*{1,3}|_{2,3}|~~)(?=\S)(.+?)(?<=\S)\1")
-_HEADING_RE = re.compile(r"^\s{0,3}#{1,6}\s*", re.M)
-_LIST_RE = re.compile(r"^\s*(?:[*+-]|\d+[.)])\s+", re.M)
-_QUOTE_RE = re.compile(r"^\s*>\s?", re.M)
-_RULE_RE = re.compile(r"^\s*(?:[-*_]\s*){3,}$", re.M)
-_CODE_FENCE_RE = re.compile(r"^```.*$", re.M)
+_HTML_TAG_RE = re.compile(r"</?[a-zA-Z][^>\n]*>")
+_EMPH_RE = re.compile(r"(\*{1,3}|_{2,3}|~~)(?=\S)([^\n]+?)(?<=\S)\1")
+# Block prefixes of one line: heading marks, quote marks, list bullets (applied repeatedly: "> * x").
+_PREFIX_RE = re.compile(r"#{1,6}(?:\s+|$)|>\s?|(?:[*+-]|\d+[.)])(?:\s+|$)")
+_RULE_RE = re.compile(r"(?:[-*_]\s*){3,}")
 _BLANKS_RE = re.compile(r"\n{3,}")
 _CLOSING_LINK_RE = re.compile(r"^\s*\[([^\]]+)\]\((https?://[^)\s]+)\)\s*$")
-_CJK_CHAR_RE = re.compile(rf"[{_CJK}]")
-_LATIN_RE = re.compile(r"[A-Za-z]")
+_CJK_RUN_RE = re.compile(rf"[{_CJK}]+")
+_LATIN_WORD_RE = re.compile(r"[A-Za-z]+")
 
 
 def nfkc(text: str) -> str:
-    return unicodedata.normalize("NFKC", text)
+    # The quick check is far cheaper than normalising text that is already normal (most of it).
+    return text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
 
 
 def closing_link(body: str) -> tuple[str, str] | None:
@@ -43,6 +47,25 @@ def strip_closing_link(body: str) -> str:
     return "\n".join(lines)
 
 
+def _strip_block(line: str) -> str:
+    """One line without its block markup (fences and rules become empty lines)."""
+    s = line.strip()
+    if not s:
+        return ""
+    if s.startswith("```") or (s[0] in "-*_" and _RULE_RE.fullmatch(s)):
+        return ""
+    for _ in range(4):  # nested prefixes: "> * item", "> ## heading"
+        if s[0] not in "#>*+-0123456789":
+            break
+        m = _PREFIX_RE.match(s)
+        if not m:
+            break
+        s = s[m.end():].lstrip()
+        if not s:
+            break
+    return s
+
+
 def clean_markdown(md: str) -> tuple[str, list[str]]:
     """Markdown -> plain text and the link targets that were in it (images dropped)."""
     links: list[str] = []
@@ -52,29 +75,34 @@ def clean_markdown(md: str) -> tuple[str, list[str]]:
             links.append(m.group(2))
         return m.group(1)
 
-    text = nfkc(md).replace("\r\n", "\n").replace("\r", "\n")
-    text = _IMG_RE.sub("", text)
-    text = _LINK_RE.sub(link, text)
-    text = _AUTOLINK_RE.sub(lambda m: (links.append(m.group(1)), m.group(1))[1], text)
-    text = _HTML_TAG_RE.sub("", text)
-    text = _CODE_FENCE_RE.sub("", text)
-    text = _RULE_RE.sub("", text)
-    text = _HEADING_RE.sub("", text)
-    text = _LIST_RE.sub("", text)
-    text = _QUOTE_RE.sub("", text)
-    for _ in range(2):  # nested emphasis (***x***, **_x_**)
-        text = _EMPH_RE.sub(r"\2", text)
-    lines = [ln.strip() for ln in text.split("\n")]
-    text = _BLANKS_RE.sub("\n\n", "\n".join(lines)).strip()
+    def autolink(m: re.Match[str]) -> str:
+        links.append(m.group(1))
+        return m.group(1)
+
+    text = nfkc(md)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "](" in text:
+        if "![" in text:
+            text = _IMG_RE.sub("", text)
+        text = _LINK_RE.sub(link, text)
+    if "<" in text:
+        text = _AUTOLINK_RE.sub(autolink, text)
+        text = _HTML_TAG_RE.sub("", text)
+    text = "\n".join(map(_strip_block, text.split("\n")))
+    if "*" in text or "__" in text or "~~" in text:
+        for _ in range(2):  # nested emphasis (***x***, **_x_**)
+            text = _EMPH_RE.sub(r"\2", text)
+    text = _BLANKS_RE.sub("\n\n", text).strip()
     return text, links
 
 
 def detect_lang(text: str) -> str:
     """zh-CN when CJK characters make up a real share of the letters, else en."""
     sample = text[:4000]
-    cjk = len(_CJK_CHAR_RE.findall(sample))
-    latin_words = len(re.findall(r"[A-Za-z]+", sample))
+    cjk = sum(len(run) for run in _CJK_RUN_RE.findall(sample))
     if cjk == 0:
         return "en"
+    latin_words = len(_LATIN_WORD_RE.findall(sample))
     # One CJK character carries about as much as one English word.
     return "zh-CN" if cjk >= 0.3 * latin_words else "en"

@@ -121,6 +121,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_articles_content_hash", "articles", ["content_hash"], unique=False)
     op.create_index("ix_articles_published", "articles", ["published_at"], unique=False)
+    op.create_index("ix_articles_source_path", "articles", ["source_id", "path"], unique=False)
     op.create_index("ix_articles_story", "articles", ["story_id"], unique=False)
     op.create_table(
         "deliveries",
@@ -180,6 +181,7 @@ def downgrade() -> None:
     op.drop_table("outbox")
     op.drop_table("deliveries")
     op.drop_index("ix_articles_story", table_name="articles")
+    op.drop_index("ix_articles_source_path", table_name="articles")
     op.drop_index("ix_articles_published", table_name="articles")
     op.drop_index("ix_articles_content_hash", table_name="articles")
     op.drop_table("articles")

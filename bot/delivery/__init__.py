@@ -1,0 +1,1 @@
+"""Delivery: rate limits, failure classification and the worker that drains the outbox."""

@@ -1,0 +1,161 @@
+"""Index maintenance (inside ingest's transaction) and ranked, story-collapsed search."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.model import Article
+from bot.search.backends import IndexDoc, backend_for
+from bot.search.query import ParsedQuery, QueryError, parse_query
+from bot.search.results import SearchHit, SearchResults, make_snippet
+from bot.search.tokens import stream
+from bot.store import tables as T
+
+log = logging.getLogger(__name__)
+
+MAX_INDEXED_BODY_CHARS = 30_000  # bounds work per article; crawler dumps past this are noise
+MAX_LIMIT = 100
+
+
+def _body_text(summary: str, body: str) -> str:
+    # A summary that is just the body's opening (often with "...") would count its words twice.
+    head = summary.strip().rstrip(".…").strip()
+    if head and head[:40] not in body[:400]:
+        body = summary + "\n" + body
+    return body[:MAX_INDEXED_BODY_CHARS]
+
+
+def make_doc(article_id: int, title: str, summary: str, body: str, outlet: str) -> IndexDoc:
+    return IndexDoc(
+        article_id=article_id,
+        title=stream(title or ""),
+        body=stream(_body_text(summary or "", body or "")),
+        outlet=stream(outlet or ""),
+    )
+
+
+async def index_articles(conn: AsyncConnection, articles: list[Article]) -> None:
+    """Keep the index in step with ingest, inside the caller's transaction (re-index = replace)."""
+    docs: list[IndexDoc] = []
+    for a in articles:
+        if a.id is None:
+            log.error("search: article %s/%s has no id yet; not indexed", a.source, a.external_id)
+            continue
+        try:
+            docs.append(make_doc(a.id, a.title, a.summary, a.body, a.outlet))
+        except Exception:  # one bad text must not stop the batch
+            log.exception("search: could not index article %s (%s)", a.id, a.path or a.url or a.external_id)
+    if docs:
+        await backend_for(conn.dialect.name).write(conn, docs)
+
+
+async def remove_articles(conn: AsyncConnection, ids: list[int]) -> None:
+    await backend_for(conn.dialect.name).delete(conn, ids)
+
+
+async def rebuild_index(store: Any, *, batch: int = 2000) -> int:
+    """Re-index every stored article (after a tokenizer change); returns the count."""
+    n = 0
+    last = 0
+    cols = [T.articles.c.id, T.articles.c.title, T.articles.c.summary, T.articles.c.body, T.articles.c.outlet]
+    while True:
+        async with store.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(*cols).where(T.articles.c.id > last).order_by(T.articles.c.id).limit(batch)
+                )
+            ).all()
+            if not rows:
+                return n
+            docs = [make_doc(r.id, r.title, r.summary, r.body, r.outlet) for r in rows]
+            await backend_for(conn.dialect.name).write(conn, docs)
+        n += len(rows)
+        last = rows[-1].id
+
+
+_RANKED = """
+WITH hits AS ({hits}),
+ranked AS (
+  SELECT id, k, score, ROW_NUMBER() OVER (PARTITION BY k ORDER BY score DESC, id DESC) AS rn FROM hits
+)
+SELECT id, k, score, COUNT(*) OVER () AS total FROM ranked WHERE rn = 1
+ORDER BY score DESC, k DESC LIMIT :limit OFFSET :offset
+"""
+
+
+async def search(
+    store: Any, query: str, *, limit: int = 10, offset: int = 0, max_chars: int = 200
+) -> SearchResults:
+    """Ranked results, one per story. Raises QueryError (a ValueError) only for an empty query."""
+    pq = parse_query(query, max_chars=max_chars)
+    limit = max(1, min(int(limit), MAX_LIMIT))
+    offset = max(0, int(offset))
+    res = SearchResults(query=pq.text, offset=offset, limit=limit, truncated=pq.truncated)
+    if not pq.runnable:
+        return res
+    async with store.connect() as conn:
+        await _run(conn, pq, res)
+    return res
+
+
+async def _run(conn: AsyncConnection, pq: ParsedQuery, res: SearchResults) -> None:
+    hits_sql, params = backend_for(conn.dialect.name).hits(pq, time.time())
+    params.update(limit=res.limit, offset=res.offset)
+    rows = (await conn.execute(text(_RANKED.format(hits=hits_sql)), params)).all()
+    if not rows:
+        if res.offset:
+            count_sql = f"SELECT COUNT(DISTINCT k) FROM ({hits_sql}) AS h"
+            res.total = int((await conn.execute(text(count_sql), params)).scalar() or 0)
+        return
+    res.total = int(rows[0].total)
+    ids = [int(r.id) for r in rows]
+    a = T.articles.c
+    arts = {
+        r.id: r
+        for r in await conn.execute(
+            select(a.id, a.title, a.url, a.outlet, a.published_at, a.summary, a.body, a.story_id).where(
+                a.id.in_(ids)
+            )
+        )
+    }
+    story_ids = [arts[i].story_id for i in ids if i in arts and arts[i].story_id is not None]
+    outlets: dict[int, list[tuple[str, int]]] = {}
+    if story_ids:
+        q = (
+            select(a.story_id, a.outlet, text("COUNT(*) AS n"))
+            .where(a.story_id.in_(story_ids))
+            .group_by(a.story_id, a.outlet)
+        )
+        for r in await conn.execute(q):
+            outlets.setdefault(r.story_id, []).append((r.outlet or "", int(r.n)))
+    for row in rows:
+        art = arts.get(int(row.id))
+        if art is None:  # deleted between the two reads
+            continue
+        if art.story_id is not None and art.story_id in outlets:
+            ranked = sorted(outlets[art.story_id], key=lambda x: (-x[1], x[0]))
+            names = [o for o, _ in ranked if o]
+        else:
+            names = [art.outlet] if art.outlet else []
+        res.items.append(
+            SearchHit(
+                story_id=art.story_id,
+                article_id=art.id,
+                title=art.title,
+                url=art.url,
+                outlet=art.outlet or "",
+                outlets=names,
+                outlet_count=len(names),
+                published_at=art.published_at,
+                snippet=make_snippet(art.body or art.summary or "", pq.words),
+                score=float(row.score),
+            )
+        )
+
+
+__all__ = ["QueryError", "SearchHit", "SearchResults", "index_articles", "rebuild_index", "search"]

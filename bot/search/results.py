@@ -1,0 +1,135 @@
+"""Search results as plain values: JSON for the CLI, text, and neutral list items for chats."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.i18n import t
+from bot.model import ResultItem, iso
+
+SNIPPET_CHARS = 120
+_SPACE_RE = re.compile(r"\s+")
+
+
+@dataclass(slots=True)
+class SearchHit:
+    """One story (or a lone article when it has no story), shown through its best article."""
+
+    story_id: int | None
+    article_id: int
+    title: str
+    url: str | None
+    outlet: str
+    outlets: list[str]  # distinct outlets of the story, most articles first
+    outlet_count: int
+    published_at: datetime
+    snippet: str
+    score: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "story_id": self.story_id,
+            "article_id": self.article_id,
+            "title": self.title,
+            "url": self.url,
+            "outlet": self.outlet,
+            "outlets": self.outlets,
+            "outlet_count": self.outlet_count,
+            "published_at": iso(self.published_at),
+            "snippet": self.snippet,
+            "score": round(self.score, 6),
+        }
+
+
+@dataclass(slots=True)
+class SearchResults:
+    query: str
+    items: list[SearchHit] = field(default_factory=list)
+    total: int = 0  # stories matching, all pages
+    offset: int = 0
+    limit: int = 10
+    truncated: bool = False  # the query was cut to max_chars
+
+    @property
+    def has_more(self) -> bool:
+        return self.offset + len(self.items) < self.total
+
+    @property
+    def next_offset(self) -> int | None:
+        return self.offset + len(self.items) if self.has_more else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "total": self.total,
+            "offset": self.offset,
+            "limit": self.limit,
+            "has_more": self.has_more,
+            "truncated": self.truncated,
+            "items": [h.as_dict() for h in self.items],
+        }
+
+    def render_text(self, locale: str = "en") -> str:
+        if not self.items:
+            return t(locale, "search.no_results", query=self.query)
+        lines = [t(locale, "search.header", query=self.query, total=self.total)]
+        for n, h in enumerate(self.items, start=self.offset + 1):
+            lines.append(f"{n}. {h.title}")
+            lines.append(f"   {outlets_line(h, locale)} · {h.published_at:%Y-%m-%d}")
+            if h.snippet:
+                lines.append(f"   {h.snippet}")
+            if h.url:
+                lines.append(f"   {h.url}")
+        if self.has_more:
+            lines.append(t(locale, "search.more", next=self.offset + len(self.items) + 1, total=self.total))
+        return "\n".join(lines)
+
+    def result_items(self, locale: str = "zh-CN") -> list[ResultItem]:
+        """Neutral list items for a command reply (one per story)."""
+        return [
+            ResultItem(
+                title=h.title,
+                url=h.url,
+                detail=f"{outlets_line(h, locale)} · {h.published_at:%Y-%m-%d}",
+                snippet=h.snippet,
+            )
+            for h in self.items
+        ]
+
+
+def outlets_line(h: SearchHit, locale: str) -> str:
+    """'Solidot' / 'Solidot, 36氪 and 3 more' (the best article's outlet first)."""
+    names = [h.outlet, *[o for o in h.outlets if o != h.outlet]] if h.outlet else list(h.outlets)
+    names = [n for n in names if n]
+    if not names:
+        return ""
+    shown = names[:2]
+    rest = max(0, h.outlet_count - len(shown))
+    joined = t(locale, "search.list_sep").join(shown)
+    return t(locale, "search.outlets_more", outlets=joined, n=rest, total=h.outlet_count) if rest else joined
+
+
+def make_snippet(body: str, words: list[str], width: int = SNIPPET_CHARS) -> str:
+    """A window of the body around the first query word it contains (else its start)."""
+    text = _SPACE_RE.sub(" ", body).strip()
+    if not text:
+        return ""
+    low = text.lower()
+    found = [p for p in (low.find(w) for w in words if w) if p >= 0]
+    start = 0
+    if found:
+        start = max(0, min(found) - width // 4)
+        if start:
+            # Do not cut a Latin word in half.
+            space = text.rfind(" ", max(0, start - 15), start)
+            start = space + 1 if space >= 0 else start
+    piece = text[start : start + width]
+    if start + width < len(text):
+        cut = piece.rfind(" ")
+        if cut > width * 2 // 3:
+            piece = piece[:cut]
+        piece = piece.rstrip() + "…"
+    return ("…" if start else "") + piece

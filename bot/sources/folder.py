@@ -1,0 +1,539 @@
+"""The ``folder`` source: a tree of Markdown files with YAML front matter (Hugo style).
+
+Each pass lists the tree, skips files whose mtime and size match what the store
+remembers, reads the rest (sha256 confirms a real change) and turns each into an
+``Article`` or a ``Rejection``. Parsing is pure and runs off the event loop, in a
+process pool for large passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import hashlib
+import logging
+import os
+import re
+import stat
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from bot.model import Article
+from bot.sources.base import FileState, Rejection, SourceResult, SourceState
+from bot.text.clean import clean_markdown, closing_link, detect_lang, nfkc, strip_closing_link
+from bot.text.urls import canonical_url
+
+if TYPE_CHECKING:
+    from bot.config import FolderSourceConfig, Settings
+
+log = logging.getLogger(__name__)
+
+# Passes that read at least this many files use a process pool (start-up costs ~0.3 s).
+POOL_THRESHOLD = 2000
+OUTLET_MAX = 200
+LANG_MAX = 16
+SUMMARY_FALLBACK_CHARS = 120
+
+_HEADING_RE = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.M)
+_WS_RE = re.compile(r"\s+")
+_DATE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d",
+    "%Y.%m.%d %H:%M:%S", "%Y.%m.%d", "%Y年%m月%d日 %H:%M:%S", "%Y年%m月%d日 %H:%M", "%Y年%m月%d日",
+    "%d/%m/%Y %H:%M:%S", "%d/%m/%Y",
+)
+_DATE_KEYS = ("date", "published", "pubDate", "publishDate", "published_at", "publishdate")
+
+
+class Reject(Exception):
+    """This file cannot become an article; the message says why."""
+
+
+@dataclass(slots=True, frozen=True)
+class ParseParams:
+    """Everything a worker needs to parse files of one source (picklable)."""
+
+    root: str
+    source: str
+    timezone: str
+    max_file_bytes: int
+    settle_seconds: float
+    outlet: str | None
+    now: float
+
+
+@dataclass(slots=True)
+class Parsed:
+    """The outcome for one file."""
+
+    rel: str
+    article: Article | None = None
+    reason: str | None = None  # rejected
+    retry: bool = False  # rejected for now: try again next pass, remember nothing
+    warnings: list[str] = field(default_factory=list)
+    state: FileState | None = None  # what to remember (None: nothing)
+    unchanged: bool = False  # same bytes as last time (only the mtime moved)
+
+
+# ---------------------------------------------------------------- parsing (pure)
+
+
+def decode(data: bytes) -> tuple[str, str | None]:
+    """Bytes -> text and a note on the encoding when it was not plain UTF-8."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        try:
+            return data.decode("utf-8-sig"), "UTF-8 byte order mark removed"
+        except UnicodeDecodeError:
+            pass
+    else:
+        try:
+            return data.decode("utf-8"), None
+        except UnicodeDecodeError:
+            pass
+    try:
+        return data.decode("gb18030"), "decoded as GB18030 (not UTF-8)"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None:
+        raise Reject("cannot decode the file as UTF-8, GB18030 or any known text encoding")
+    return str(best), f"decoded as {best.encoding} (not UTF-8)"
+
+
+def _looks_binary(data: bytes) -> bool:
+    head = data[:8192]
+    if b"\x00" in head:
+        return True
+    controls = sum(1 for b in head if b < 9 or 13 < b < 32)
+    return controls > max(8, len(head) // 100)
+
+
+_FM_BOUNDARY = re.compile(r"^-{3,}[ \t]*$", re.M)
+
+
+def split_front_matter(text: str) -> tuple[Any, str]:
+    """``(metadata, body)``; raises Reject naming the line of a YAML error."""
+    from frontmatter.default_handlers import YAMLHandler
+
+    stripped = text.lstrip("\ufeff \t\r\n")
+    offset = text[: len(text) - len(stripped)].count("\n")  # blank lines before the opening ---
+    handler = YAMLHandler(fm_boundary=_FM_BOUNDARY)
+    if not handler.detect(stripped):
+        raise Reject("no front matter: the file must start with a '---' line and a YAML block")
+    parts = _FM_BOUNDARY.split(stripped, 2)
+    if len(parts) < 3:
+        raise Reject("front matter is not closed: no second '---' line")
+    _, fm, body = parts
+    try:
+        meta = handler.load(fm)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if mark is not None:
+            # ``fm`` starts with the rest of the opening '---' line: its line 0 is file line 1.
+            line = mark.line + 1 + offset
+            context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+            where = f" ({context} at line {cmark.line + 1 + offset})" if context and cmark else ""
+            raise Reject(f"invalid YAML in front matter at line {line}: {problem}{where}") from None
+        raise Reject(f"invalid YAML in front matter: {problem}") from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise Reject(f"invalid YAML in front matter: {exc}") from None
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise Reject(f"front matter is not a mapping of keys (it is a {type(meta).__name__})")
+    return meta, body
+
+
+def _text(value: Any) -> str | None:
+    """A scalar front-matter value as text (None for missing/empty, lists, mappings)."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    # Kept as written (no NFKC): titles and outlet names are shown to readers; matching normalises.
+    s = _WS_RE.sub(" ", str(value)).strip()
+    return s or None
+
+
+def _text_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    out: list[str] = []
+    for v in items:
+        s = _text(v)
+        if s and s not in out:
+            out.append(s)
+    return out
+
+
+def parse_date(value: Any, tz: ZoneInfo) -> datetime | None:
+    """A front-matter date -> aware UTC; naive values are read in ``tz``. None when unreadable."""
+    try:
+        if isinstance(value, bool) or value is None:
+            return None
+        if isinstance(value, datetime):
+            dt = value
+        elif isinstance(value, date):
+            dt = datetime(value.year, value.month, value.day)
+        elif isinstance(value, int | float):
+            # Epoch seconds (or milliseconds) from crawlers that write numbers.
+            secs = float(value) / (1000 if value > 1e11 else 1)
+            if not 0 < secs < 4e9:
+                return None
+            return datetime.fromtimestamp(secs, UTC)
+        elif isinstance(value, str):
+            dt = _parse_date_text(value.strip())
+            if dt is None:
+                return None
+        else:
+            return None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=tz)
+        out = dt.astimezone(UTC)
+        return out if 1970 <= out.year <= 2200 else None
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _parse_date_text(s: str) -> datetime | None:
+    if not s:
+        return None
+    try:
+        return datetime.fromisoformat(s.replace("Z", "+00:00") if s.endswith("Z") else s)
+    except ValueError:
+        pass
+    for fmt in _DATE_FORMATS:
+        try:
+            return datetime.strptime(s, fmt)
+        except ValueError:
+            continue
+    try:
+        return parsedate_to_datetime(s)  # RFC 2822, as feeds write it
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _norm_lang(value: Any) -> str:
+    langs = _text_list(value)
+    if not langs:
+        return ""
+    code = langs[0].replace("_", "-")
+    low = code.lower()
+    if low.startswith("zh"):
+        return "zh-CN"
+    if low.startswith("en"):
+        return "en"
+    return code[:LANG_MAX]
+
+
+def _hostname(url: str | None) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url or "").hostname or ""
+    except ValueError:
+        return ""
+    return host.removeprefix("www.")
+
+
+def content_hash(title: str, body: str) -> str:
+    """sha256 of the normalised title and body: the same text hashes the same however it is spaced."""
+    norm = _WS_RE.sub(" ", nfkc(title)).strip() + "\n" + _WS_RE.sub(" ", nfkc(body)).strip()
+    return hashlib.sha256(norm.encode("utf-8")).hexdigest()
+
+
+def build_article(meta: dict[str, Any], markdown: str, *, rel: str, source: str, tz: ZoneInfo,
+                  mtime: float, outlet_override: str | None = None) -> tuple[Article, list[str]]:
+    """Front matter + Markdown body -> Article and warnings; raises Reject."""
+    warnings: list[str] = []
+    meta = {str(k): v for k, v in meta.items()}
+
+    closing = closing_link(markdown)
+    body_md = strip_closing_link(markdown) if closing else markdown
+    body, links = clean_markdown(body_md)
+
+    raw_title = meta.get("title")
+    if isinstance(raw_title, dict | list):
+        raise Reject(f"title is not text (it is a {type(raw_title).__name__})")
+    title = _text(raw_title)
+    if title is None:
+        m = _HEADING_RE.search(body_md)
+        heading = _text(clean_markdown(m.group(1))[0]) if m else None
+        if not heading:
+            raise Reject("no title: the front matter has no 'title' and the body has no Markdown heading")
+        title = heading
+        warnings.append("no title in the front matter; used the first heading")
+
+    published: datetime | None = None
+    date_key = next((k for k in _DATE_KEYS if meta.get(k) not in (None, "")), None)
+    if date_key is None:
+        warnings.append("no date in the front matter; used the file's modification time")
+    else:
+        published = parse_date(meta[date_key], tz)
+        if published is None:
+            shown = str(meta[date_key])[:60]
+            warnings.append(f"unparseable {date_key} {shown!r}; used the file's modification time")
+    if published is None:
+        published = datetime.fromtimestamp(mtime, UTC)
+
+    url: str | None = None
+    for key in ("url", "link", "permalink"):
+        candidate = _text(meta.get(key))
+        if candidate:
+            if canonical_url(candidate):
+                url = candidate
+                break
+            warnings.append(f"{key} {candidate[:80]!r} is not an http(s) URL; ignored")
+    if url is None and closing:
+        url = closing[1]
+
+    categories = _text_list(meta.get("categories"))
+    outlet = (outlet_override or _text(meta.get("outlet")) or _text(meta.get("source"))
+              or (categories[0] if categories else None) or (closing[0] if closing else None)
+              or _hostname(url) or source)
+    outlet = outlet.strip()[:OUTLET_MAX]
+
+    summary = _text(meta.get("summary")) or _text(meta.get("description"))
+    if summary is None:
+        flat = _WS_RE.sub(" ", body).strip()
+        summary = flat[:SUMMARY_FALLBACK_CHARS] + ("…" if len(flat) > SUMMARY_FALLBACK_CHARS else "")
+
+    lang = (_norm_lang(meta.get("lang")) or _norm_lang(meta.get("language"))
+            or detect_lang(title + "\n" + body))
+    digest = content_hash(title, body)
+    guid = _text(meta.get("guid")) or _text(meta.get("id"))
+    external_id = guid or canonical_url(url) or rel or f"sha256:{digest}"
+
+    article = Article(
+        source=source, external_id=external_id, title=title, body=body, published_at=published,
+        outlet=outlet, url=url, path=rel, summary=summary, lang=lang, tags=_text_list(meta.get("tags")),
+        categories=categories, links=links, content_hash=digest, warnings=list(warnings),
+    )
+    return article, warnings
+
+
+def parse_file(params: ParseParams, rel: str, known: FileState | None) -> Parsed:
+    """Read and parse one file. Never raises for bad input: the outcome says what happened."""
+    full = os.path.join(params.root, rel)
+    try:
+        st = os.stat(full)
+    except FileNotFoundError:
+        return Parsed(rel, reason="file vanished during the pass", retry=True)
+    except OSError as exc:
+        return Parsed(rel, reason=f"cannot read: {exc.strerror or exc}", retry=True)
+    fresh = params.now - st.st_mtime < params.settle_seconds
+    outcome = _parse_stat(params, rel, full, st, known)
+    if outcome.reason is not None and fresh and not outcome.retry:
+        # Probably still being written: do not remember it broken.
+        outcome.reason += f" (changed in the last {params.settle_seconds:g} s; will retry next pass)"
+        outcome.retry = True
+        outcome.state = None
+    return outcome
+
+
+def _parse_stat(params: ParseParams, rel: str, full: str, st: os.stat_result,
+                known: FileState | None) -> Parsed:
+    def reject(reason: str, sha: str = "") -> Parsed:
+        return Parsed(rel, reason=reason, state=FileState(st.st_mtime_ns, st.st_size, sha, error=reason))
+
+    if st.st_size > params.max_file_bytes:
+        return reject(f"file is {st.st_size} bytes, over max_file_bytes ({params.max_file_bytes})")
+    try:
+        with open(full, "rb") as fh:
+            data = fh.read(params.max_file_bytes + 1)
+        after = os.stat(full)
+    except OSError as exc:
+        return Parsed(rel, reason=f"cannot read: {exc.strerror or exc}", retry=True)
+    if len(data) != st.st_size or after.st_size != st.st_size or after.st_mtime_ns != st.st_mtime_ns:
+        return Parsed(rel, reason="file changed while it was read; will retry next pass", retry=True)
+    sha = hashlib.sha256(data).hexdigest()
+    state = FileState(st.st_mtime_ns, st.st_size, sha)
+    if known is not None and known.sha256 == sha:
+        state.error = known.error
+        return Parsed(rel, unchanged=True, state=state, reason=known.error)
+    if not data.strip():
+        return reject("empty file", sha)
+    if _looks_binary(data):
+        return reject("binary file (not text)", sha)
+    warnings: list[str] = []
+    try:
+        text, note = decode(data)
+        if note:
+            warnings.append(note)
+        meta, markdown = split_front_matter(text)
+        article, more = build_article(meta, markdown, rel=rel, source=params.source,
+                                      tz=ZoneInfo(params.timezone), mtime=st.st_mtime,
+                                      outlet_override=params.outlet)
+    except Reject as exc:
+        return reject(str(exc), sha)
+    except Exception as exc:  # a parser bug must not stop the pass; the file is reported
+        log.exception("unexpected error parsing %s", full)
+        return reject(f"could not parse: {type(exc).__name__}: {exc}", sha)
+    article.warnings = warnings + more
+    return Parsed(rel, article=article, warnings=article.warnings, state=state)
+
+
+def parse_chunk(params: ParseParams, jobs: list[tuple[str, FileState | None]]) -> list[Parsed]:
+    return [parse_file(params, rel, known) for rel, known in jobs]
+
+
+# ---------------------------------------------------------------- the source
+
+
+class FolderSource:
+    """One configured folder. ``fetch`` does a whole pass; ``batches`` streams it."""
+
+    kind = "folder"
+
+    def __init__(self, config: FolderSourceConfig, settings: Settings, client: Any = None, *,
+                 pool_threshold: int = POOL_THRESHOLD):
+        self.config = config
+        self.name = config.name
+        self.root = settings.resolve_path(config.path)
+        self.timezone = settings.source_timezone(config)
+        self.pool_threshold = pool_threshold
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
+    def _where(self, rel: str) -> str:
+        return str(self.root / rel)
+
+    async def fetch(self, state: SourceState) -> SourceResult:
+        out = SourceResult()
+        async for part in self.batches(state):
+            out.articles.extend(part.articles)
+            out.rejections.extend(part.rejections)
+            out.warnings.extend(part.warnings)
+            out.unchanged += part.unchanged
+            out.file_states.update(part.file_states)
+            out.error = out.error or part.error
+            out.state = part.state
+        return out
+
+    def _scan(self, state: SourceState
+              ) -> tuple[dict[str, os.stat_result], list[tuple[str, FileState | None]]]:
+        """All matching regular files (path -> stat) and those that need reading."""
+        root = str(self.root)
+        present: dict[str, os.stat_result] = {}
+        todo: list[tuple[str, FileState | None]] = []
+        for rel in sorted(glob.glob(self.config.pattern, root_dir=root, recursive=True)):
+            try:
+                st = os.stat(os.path.join(root, rel))
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            rel = Path(rel).as_posix()
+            present[rel] = st
+            known = state.files.get(rel)
+            if known is None or known.mtime_ns != st.st_mtime_ns or known.size != st.st_size:
+                todo.append((rel, known))
+        return present, todo
+
+    async def batches(self, state: SourceState, batch_size: int = 500,
+                      progress: Callable[[int, int], None] | None = None) -> AsyncIterator[SourceResult]:
+        """Partial results of one pass, ``batch_size`` files read per part.
+
+        The first part carries the files skipped by stat (``unchanged``), every part the
+        ``file_states`` to remember once its articles are stored, and the last part the
+        complete ``state.files`` (every file present), from which vanished files are forgotten.
+        """
+        if not self.root.is_dir():
+            what = "does not exist" if not self.root.exists() else "is not a folder"
+            yield SourceResult(error=f"folder {self.root} {what}", state=state)
+            return
+        try:
+            present, todo = await asyncio.to_thread(self._scan, state)
+        except OSError as exc:
+            yield SourceResult(error=f"cannot list {self.root}: {exc}", state=state)
+            return
+        # Every file present -> what is remembered of it (a retried file keeps its old state; a new
+        # one has a placeholder until it is read). The keys tell ingest which files still exist.
+        files: dict[str, FileState] = {}
+        first = SourceResult(state=SourceState(files=files))
+        for rel, st in present.items():
+            known = state.files.get(rel)
+            files[rel] = known or FileState(st.st_mtime_ns, st.st_size, "")
+            if known is not None and known.mtime_ns == st.st_mtime_ns and known.size == st.st_size:
+                if known.error:
+                    first.rejections.append(Rejection(self._where(rel), known.error))
+                else:
+                    first.unchanged += 1
+        params = ParseParams(
+            root=str(self.root), source=self.name, timezone=self.timezone,
+            max_file_bytes=self.config.max_file_bytes, settle_seconds=self.config.settle_seconds,
+            outlet=self.config.outlet, now=time.time(),
+        )
+        chunks = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
+        if not chunks:
+            yield first
+            return
+        yield first
+        loop = asyncio.get_running_loop()
+        executor = self._executor(len(todo))
+        done = 0
+        try:
+            pending: deque[asyncio.Future[list[Parsed]]] = deque()
+            ahead = 3 if executor is not None else 1  # keep the workers busy while the store writes
+            it = iter(chunks)
+            for chunk in it:
+                pending.append(loop.run_in_executor(executor, parse_chunk, params, chunk))
+                if len(pending) >= ahead:
+                    break
+            while pending:
+                parsed = await pending.popleft()
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append(loop.run_in_executor(executor, parse_chunk, params, nxt))
+                part = self._assemble(parsed, files)
+                done += len(parsed)
+                if progress is not None:
+                    progress(done, len(todo))
+                if not pending:
+                    part.state = SourceState(files=files)
+                yield part
+        finally:
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
+
+    def _executor(self, n: int) -> Executor | None:
+        if n < self.pool_threshold or (os.cpu_count() or 1) < 2:
+            return None  # the default thread pool: no start-up cost
+        import multiprocessing
+
+        # forkserver: no fork of a process that runs threads (the store's driver thread).
+        ctx = multiprocessing.get_context("forkserver")
+        return ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=ctx)
+
+    def _assemble(self, parsed: list[Parsed], files: dict[str, FileState]) -> SourceResult:
+        part = SourceResult()
+        for p in parsed:
+            where = self._where(p.rel)
+            if p.state is not None:
+                part.file_states[p.rel] = p.state
+                files[p.rel] = p.state
+            if p.article is not None:
+                part.articles.append(p.article)
+                part.warnings.extend(Rejection(where, w) for w in p.warnings)
+            elif p.unchanged and p.reason is None:
+                part.unchanged += 1
+            elif p.reason is not None:
+                part.rejections.append(Rejection(where, p.reason, retry=p.retry))
+                if p.warnings:
+                    part.warnings.extend(Rejection(where, w) for w in p.warnings)
+        return part

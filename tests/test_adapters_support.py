@@ -1,0 +1,82 @@
+"""Shared set-up for the adapter and command tests: an App on the test database."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.app import App
+from bot.config import load_settings
+
+
+def settings_yaml(db_url: str, adapters: str = "  console: {}", extra: str = "") -> str:
+    return f'database: {{url: "{db_url}"}}\ntimezone: Asia/Shanghai\nadapters:\n{adapters}\n{extra}'
+
+
+async def open_app(db_url: str, adapters: str = "  console: {}", extra: str = "") -> App:
+    return await App.open(load_settings(text=settings_yaml(db_url, adapters, extra)))
+
+
+@dataclass
+class FakeResults:
+    """What bot.search.search returns, as far as commands rely on it (as_dict)."""
+
+    query: str
+    results: list[dict[str, Any]]
+    total: int
+    offset: int = 0
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"query": self.query, "total": self.total, "offset": self.offset, "results": self.results}
+
+
+def fake_search(total: int = 7, calls: list[dict[str, Any]] | None = None) -> Any:
+    """A stand-in for bot.search.search over ``total`` stories titled '苹果 story N'."""
+
+    async def search(store: Any, query: str, *, limit: int = 10, offset: int = 0,
+                     max_chars: int = 200) -> Any:
+        if calls is not None:
+            calls.append({"query": query, "limit": limit, "offset": offset, "max_chars": max_chars})
+        hits = [
+            {"story_id": i, "title": f"{query} story {i}", "url": f"https://news.example/{i}",
+             "outlets": ["亿欧", "腾讯新闻", "新浪"][: 1 + i % 3], "outlet_count": 1 + i % 3,
+             "published_at": "2025-02-12T01:00:00Z", "snippet": ""}
+            for i in range(1, total + 1)
+        ]
+        return FakeResults(query, hits[offset: offset + limit], total, offset)
+
+    return search
+
+
+def dumps(x: Any) -> str:
+    return json.dumps(x, ensure_ascii=False)
+
+
+# Three short articles of our own (two outlets on one event, one on another) so /search has a corpus.
+ARTICLES = {
+    "apple-ali-a.md": ("苹果与阿里巴巴在华合作推出人工智能功能", "2025-02-12 09:00:00", "科技日报",
+                       "苹果公司与阿里巴巴宣布合作，为中国市场的苹果手机提供人工智能功能。双方表示，"
+                       "新功能将在今年上线，阿里巴巴负责模型，苹果负责系统集成。"),
+    "apple-ali-b.md": ("阿里巴巴确认与苹果合作，为苹果手机提供AI能力", "2025-02-12 11:30:00", "财经快报",
+                       "阿里巴巴董事长确认公司正与苹果合作，为中国市场的苹果手机提供人工智能能力。"
+                       "分析人士认为，这次合作有助于苹果在中国市场的销量。"),
+    "rain.md": ("北方多地迎来降雨，气温明显下降", "2025-02-13 08:00:00", "天气周刊",
+                "受冷空气影响，北方多地今天迎来降雨，最高气温下降五到八度，气象部门提醒市民注意保暖。"),
+}
+
+
+def write_articles(folder: Any) -> None:
+    from pathlib import Path
+
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    for name, (title, date, outlet, body) in ARTICLES.items():
+        (root / name).write_text(
+            f'---\ntitle: "{title}"\ndate: "{date}"\ncategories:\n  - "{outlet}"\n---\n\n{body}\n',
+            encoding="utf-8")
+
+
+def folder_source(folder: Any) -> str:
+    return f'sources:\n  - {{name: local, type: folder, path: "{folder}"}}\n'
