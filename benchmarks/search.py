@@ -174,7 +174,7 @@ async def run_queries(store: Store, queries: list[str], rounds: int) -> list[flo
 
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 async def bench(url: str, label: str, arts: list[Article], args: argparse.Namespace,
@@ -204,7 +204,7 @@ async def bench(url: str, label: str, arts: list[Article], args: argparse.Namesp
         await store.close()
 
 
-async def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=2000)
@@ -215,21 +215,30 @@ async def main() -> None:
     ap.add_argument("--sqlite-file", metavar="PATH",
                     help="keep the SQLite database here; if it exists, reuse it and only run the queries")
     args = ap.parse_args()
+    args.reuse = bool(args.sqlite_file) and Path(args.sqlite_file).exists()
+    return args
 
-    if args.sqlite_file and Path(args.sqlite_file).exists():
+
+def _dir_mb(folder: Path, pattern: str = "*") -> float:
+    return sum(f.stat().st_size for f in folder.glob(pattern)) / 1e6
+
+
+async def main(args: argparse.Namespace) -> None:
+    if args.reuse:
         await queries_only(f"sqlite:///{args.sqlite_file}", args)
         return
     t0 = time.perf_counter()
     arts = generate(args.n)
     print(f"generated {len(arts):,} articles in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     if args.sqlite_file:
-        await bench(f"sqlite:///{args.sqlite_file}", "SQLite FTS5", arts, args, _file_size(Path(args.sqlite_file)))
+        url = f"sqlite:///{args.sqlite_file}"
+        await bench(url, "SQLite FTS5", arts, args, _file_size(Path(args.sqlite_file)))
     elif not args.no_sqlite:
         with tempfile.TemporaryDirectory() as tmp:
             db = Path(tmp) / "bench.db"
 
             async def size() -> str:
-                mb = sum(f.stat().st_size for f in Path(tmp).iterdir()) / 1e6
+                mb = await asyncio.to_thread(_dir_mb, Path(tmp))
                 return f"{mb:,.0f} MB database file (articles + index)"
 
             await bench(f"sqlite:///{db}", "SQLite FTS5", arts, args, size)
@@ -239,7 +248,7 @@ async def main() -> None:
 
 def _file_size(db: Path) -> Callable[[], Awaitable[str]]:
     async def size() -> str:
-        mb = sum(f.stat().st_size for f in db.parent.glob(db.name + "*")) / 1e6
+        mb = await asyncio.to_thread(_dir_mb, db.parent, db.name + "*")
         return f"{mb:,.0f} MB database file (articles + index)"
 
     return size
@@ -285,4 +294,4 @@ async def bench_pg(admin_url: str, arts: list[Article], args: argparse.Namespace
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    asyncio.run(main())
+    asyncio.run(main(parse_args()))

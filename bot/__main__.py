@@ -2,4 +2,6 @@ import sys
 
 from bot.cli import main
 
-sys.exit(main())
+# Guarded: worker processes (the folder source's parse pool) import the main module again.
+if __name__ == "__main__":
+    sys.exit(main())

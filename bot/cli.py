@@ -257,8 +257,11 @@ async def cmd_subscriptions(args: argparse.Namespace, settings: Settings) -> int
             if args.adapter not in app.settings.adapter_configs:
                 raise UsageError(f"adapter {args.adapter!r} is not configured "
                                  f"(configured: {', '.join(app.adapter_names)})")
-            out = await subs.add_many(app, args.adapter, args.chat_ids, locale=args.locale, tz=args.tz,
-                                      times=args.times)
+            try:
+                out = await subs.add_many(app, args.adapter, args.chat_ids, locale=args.locale, tz=args.tz,
+                                          times=args.times)
+            except ValueError as exc:  # a bad zone, time or chat id is a usage error (exit 2)
+                raise UsageError(str(exc)) from None
             if args.json:
                 _print_json([s.as_dict() for s in out])
             else:

@@ -391,4 +391,14 @@ def _validate_adapters(settings: Settings) -> list[tuple[str, str]]:
             settings.adapter_configs[name] = factory.config_model.model_validate(section or {})
         except ValidationError as exc:
             problems.extend(_problems(exc, path))
+    # The typed sections hold the secrets (as SecretStr); the raw copy must not show them in a repr or log.
+    settings.adapters = _redact(settings.adapters)
     return problems
+
+
+def _redact(raw: Any) -> Any:
+    if isinstance(raw, dict):
+        return {k: "**********" if k in SECRET_KEYS and v else _redact(v) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [_redact(v) for v in raw]
+    return raw

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -177,6 +178,7 @@ class _Pass:
 
     async def _run_source(self, config: Any, rep: SourceReport) -> None:
         is_folder = config.type == "folder"
+        location = _location(config, self.settings)
         async with self.write_lock, self.store.begin() as conn:
             source_id = await source_store.ensure_source(conn, config.name, config.type)
         async with self.store.connect() as conn:
@@ -195,7 +197,7 @@ class _Pass:
                     live = set(part.state.files)
                 self._collect(rep, part, remembered=is_folder and index == 0)
                 if part.articles or part.file_states:
-                    await self._write(source_id, part, rep, live)
+                    await self._write(source_id, part, rep, live, base=location if is_folder else None)
                 final = part
                 index += 1
         fetched_at = datetime.now(UTC)
@@ -263,14 +265,14 @@ class _Pass:
         rep.warnings.extend(part.warnings)
 
     async def _write(self, source_id: int, part: SourceResult, rep: SourceReport,
-                     live: set[str] | None) -> None:
+                     live: set[str] | None, *, base: str | None) -> None:
         file_states = dict(part.file_states)
         valid: list[Article] = []
         for a in part.articles:
             try:
                 article_store.validate(a)
             except article_store.InvalidArticle as exc:
-                self._reject(rep, a, f"cannot store: {exc}", file_states)
+                self._reject(rep, a, f"cannot store: {exc}", file_states, base=base)
                 continue
             valid.append(a)
         now = datetime.now(UTC)
@@ -291,7 +293,7 @@ class _Pass:
                         log.warning("storing %s failed", a.path or a.url or a.external_id, exc_info=True)
                         statuses.append(None)
                         self._reject(rep, a, f"cannot store: {type(exc).__name__}: {exc}", file_states,
-                                     permanent=False)
+                                     base=base, permanent=False)
             ids: dict[str, int] = {}
             for a, status in zip(valid, statuses, strict=True):
                 if status is None:
@@ -316,8 +318,8 @@ class _Pass:
         return statuses
 
     def _reject(self, rep: SourceReport, a: Article, reason: str, file_states: dict[str, Any], *,
-                permanent: bool = True) -> None:
-        where = a.path or a.url or a.external_id
+                base: str | None, permanent: bool = True) -> None:
+        where = (os.path.join(base, a.path) if base and a.path else None) or a.url or a.external_id
         if a.path and a.path in file_states:
             if permanent:
                 file_states[a.path].error = reason

@@ -303,3 +303,43 @@ async def test_webhook_mode_checks_the_secret(db_url: str, tmp_path: Path, monke
         assert len(fake_tg.messages(chat_id=42)) == 1
     finally:
         await app.close()
+
+
+async def test_membership_updates(tg: tuple[FakeTelegram, Any, Any]) -> None:
+    fake, app, _ = tg
+    fake.set_chat(-5, "group", "Old group")
+    fake.set_admins(-5, [7])
+    await say(fake, "/subscribe", 1, chat_id=-5, user_id=7)
+    # An anonymous admin posts as the group itself.
+    fake.push_update({"message": {
+        "message_id": 500, "date": 0, "chat": {"id": -5, "type": "group", "title": "Old group"},
+        "from": {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"},
+        "sender_chat": {"id": -5, "type": "group", "title": "Old group"}, "text": "/settings max 3"}})
+    assert await fake.await_messages(2, chat_id=-5)
+    assert fake.messages(chat_id=-5)[-1].visible_text.startswith("Saved.")
+    # The group became a supergroup: the subscription follows it.
+    fake.push_update({"message": {"message_id": 501, "date": 0, "chat": {"id": -5, "type": "group"},
+                                  "from": {"id": 7, "is_bot": False, "first_name": "A"},
+                                  "migrate_to_chat_id": -1005}})
+    moved = await _eventually(lambda: subs.get(app.store, "telegram", "-1005"), lambda s: s is not None)
+    assert moved is not None and moved.max_stories == 3 and moved.chat_type == "supergroup"
+    # Removed from the chat: the subscription is retired.
+    bot = fake.bot_user()
+    fake.push_update({"my_chat_member": {
+        "chat": {"id": -1005, "type": "supergroup"}, "from": {"id": 7, "is_bot": False, "first_name": "A"},
+        "date": 0, "old_chat_member": {"user": bot, "status": "member"},
+        "new_chat_member": {"user": bot, "status": "kicked", "until_date": 0}}})
+    gone = await _eventually(lambda: subs.get(app.store, "telegram", "-1005"), lambda s: s and not s.active)
+    assert gone is not None and not gone.active and gone.retired_reason == "kicked"
+
+
+async def _eventually(get: Any, ok: Any, within: float = 5.0) -> Any:
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + within
+    value = await get()
+    while not ok(value) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        value = await get()
+    return value

@@ -87,7 +87,11 @@ async def test_429_storm_loses_and_repeats_nothing(db_url):
                 assert _accepted(fake, chat) == texts
             assert fake.count_429("forced") >= 1
             # After the storm, only the platform's forced 429s: none caused by our own pace.
-            assert fake.count_429("bot") == fake.count_429("chat") == 0
+            dbg = [(r.chat_id, r.description, round(r.time % 100, 3)) for r in fake.rejected()]
+            bad = {str(r.chat_id) for r in fake.rejected()}
+            dbg += [(m.chat_id, m.visible_text, round(m.time % 100, 3)) for m in fake.messages()
+                    if str(m.chat_id) in bad]
+            assert fake.count_429("bot") == fake.count_429("chat") == 0, dbg
             assert w.counts["retry_after"] == fake.count_429("forced")
             assert (await outbox.status(app.store))["pending"] == 0
         finally:

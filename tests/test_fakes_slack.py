@@ -149,14 +149,7 @@ async def test_rate_limit_answers_429_with_retry_after(fake: FakeSlack, client: 
         await client.chat_postMessage(channel="C1", text=f"m{i}")
     err = await error_of(client.chat_postMessage(channel="C1", text="too fast"))
     assert err.response.status_code == 429 and err.response["error"] == "ratelimited"
-    assert (
-        int(
-            err.response.headers["Retry-After"][0]
-            if isinstance(err.response.headers["Retry-After"], list)
-            else err.response.headers["Retry-After"]
-        )
-        == 1
-    )
+    assert err.response.headers["Retry-After"] == "1"  # what slack_sdk's retry handler reads
     await client.chat_postMessage(channel="C2", text="another channel")
     assert fake.count_429("channel") == 1 and fake.texts("C1") == ["m0", "m1", "m2"]
 
@@ -325,3 +318,39 @@ def test_thread_mode_with_the_blocking_client() -> None:
         status, _ = fake.url_verification().send(fake.origin + "/nowhere", fake.signing_secret)
         assert status == 404
     assert fake._runner is None
+
+
+async def test_socket_mode_client_reconnects_when_told_to(fake: FakeSlack) -> None:
+    handler = AsyncSocketModeHandler(
+        bolt_app(fake), fake.app_token, web_client=AsyncWebClient(base_url=fake.base_url)
+    )
+    await handler.connect_async()
+    try:
+        assert await fake.await_socket()
+        await fake.socket_disconnect()
+        assert await fake.await_until(lambda: fake.socket_connects == 2 and fake.socket_connected)
+        key = fake.response_url()
+        await fake.socket_send(
+            "slash_commands", fake.slash_command_payload("/digest", "again", response_url=key)
+        )
+        assert await fake.await_until(lambda: bool(fake.responses()))
+        assert fake.responses()[0]["text"] == "results for again"
+    finally:
+        await handler.close_async()
+
+
+async def test_response_url_checks_what_is_posted(fake: FakeSlack) -> None:
+    from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+    hook = AsyncWebhookClient(fake.response_url("k"))
+    assert (await hook.send(text="x", blocks=[{"type": "divider"}] * 51)).status_code == 400
+    assert (await hook.send(text=" ")).status_code == 400
+    for i in range(5):
+        assert (await hook.send(text=f"r{i}", response_type="ephemeral")).status_code == 200
+    assert (await hook.send(text="sixth")).status_code == 404  # used_url
+    assert [b["text"] for b in fake.responses("k")] == [f"r{i}" for i in range(5)]
+    assert [r.error for r in fake.rejected(method="response_url")] == [
+        "invalid_blocks",
+        "no_text",
+        "used_url",
+    ]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -270,6 +273,13 @@ async def test_get_updates_long_polls_and_confirms(fake: FakeTelegram, bot: tele
     assert fake.pending_updates() == []
 
 
+async def test_negative_offset_keeps_the_last_updates(fake: FakeTelegram, bot: telegram.Bot) -> None:
+    for i in range(5):
+        fake.user_message(f"/m {i}", user_id=1)
+    updates = await bot.get_updates(offset=-2, timeout=0)
+    assert [u.message.text for u in updates] == ["/m 3", "/m 4"]
+
+
 async def test_allowed_updates_filter(fake: FakeTelegram, bot: telegram.Bot) -> None:
     fake.user_message("/start", user_id=1)
     fake.channel_post("/digest", chat_id=-100555)
@@ -325,9 +335,11 @@ async def test_webhook_mode_pushes_updates_with_the_secret(fake: FakeTelegram, b
         assert (await bot.get_webhook_info()).url.endswith("/hook")
         with pytest.raises(Conflict, match="webhook is active"):
             await bot.get_updates()
-        fake.user_message("/help", user_id=3)
-        assert await fake.await_until(lambda: bool(got))
-        assert got[0][0] == "s3cret" and got[0][1]["message"]["text"] == "/help"
+        for i in range(5):
+            fake.user_message(f"/help {i}", user_id=3)
+        assert await fake.await_until(lambda: len(got) == 5)
+        assert {secret for secret, _ in got} == {"s3cret"}
+        assert [u["message"]["text"] for _, u in got] == [f"/help {i}" for i in range(5)]  # in order
         assert await fake.await_until(lambda: fake.pending_updates() == [])
         await bot.delete_webhook()
         assert (await bot.get_webhook_info()).url == ""
@@ -387,3 +399,27 @@ def test_thread_mode_serves_blocking_clients() -> None:
             got = client.post(f"{fake.base_url}{TOKEN}/getUpdates", data={"timeout": "1"}).json()
         assert got["result"][0]["message"]["text"] == "/start"
     assert fake.port and fake._runner is None  # stopped when the block ended
+
+
+def test_a_killed_client_leaves_the_fake_counting() -> None:
+    """What crash tests rely on: a send in flight when the client is SIGKILLed still lands, and the
+    fake keeps serving the next process."""
+    script = (
+        "import sys, httpx\n"
+        "httpx.post(sys.argv[1], data={'chat_id': '5', 'text': 'in flight'}, timeout=30)\n"
+    )
+    with FakeTelegram.in_thread() as fake:
+        fake.inject("slow", delay=0.5)
+        url = f"{fake.base_url}{TOKEN}/sendMessage"
+        proc = subprocess.Popen([sys.executable, "-c", script, url])
+        try:
+            assert fake.wait_until(lambda: fake.stats.get("slow", 0) == 1, timeout=10)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(5)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert fake.wait_messages(1, timeout=3)
+        with httpx.Client() as client:
+            assert client.post(url, data={"chat_id": "5", "text": "after"}).json()["ok"]
+        assert fake.texts(5) == ["in flight", "after"]

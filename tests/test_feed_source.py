@@ -176,6 +176,11 @@ async def server() -> AsyncIterator[Server]:
     app.router.add_get("/html", static(b"<!DOCTYPE html><html><body><h1>Welcome</h1></body></html>",
                                        "text/html; charset=utf-8"))
     app.router.add_get("/500", static(b"oops", "text/plain", 500))
+
+    async def busy(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=503, text="later", headers={"Retry-After": "120"})
+
+    app.router.add_get("/busy", busy)
     app.router.add_get("/slow", slow)
     app.router.add_get("/drip", drip)
     app.router.add_get("/big", big)
@@ -285,7 +290,8 @@ async def test_gbk_declared_rss_decoded(server: Server) -> None:
     [
         ("/malformed", "malformed XML: line 1"),
         ("/html", "not a feed: the server returned an HTML page"),
-        ("/500", "HTTP 500"),
+        ("/500", "HTTP 500 Internal Server Error"),
+        ("/busy", "HTTP 503 Service Unavailable (Retry-After: 120)"),
     ],
 )
 async def test_broken_feeds_reported(server: Server, path: str, expect: str) -> None:

@@ -20,6 +20,7 @@ from bot.adapters.slack.render import render as slack_render
 from bot.adapters.telegram.render import render as telegram_render
 from bot.digest import heading, outlet_name, zone
 from bot.model import Button, Digest, DigestEntry, Reply, ResultItem
+from tests.fakes.slack import validate_blocks
 from tests.fakes.telegram_html import parse_telegram_html, visible_length
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -96,7 +97,7 @@ def test_golden_payloads_are_valid(locale: str) -> None:
         assert visible_length(p["text"]) <= 4096
         assert p["link_preview_options"] == {"is_disabled": True}
     for p in slack_render(d):
-        assert slack_check(p) == []
+        assert slack_check(p) == [] and validate_blocks(p["blocks"]) == []
     text = console_render(d)[0]["text"]
     assert "<!channel>" in text  # the terminal shows titles as written
     assert ("【更新】" if locale == "zh-CN" else "[Update]") in text
@@ -108,7 +109,8 @@ def test_reply_markup() -> None:
                                                        {"text": "Close", "callback_data": "close"}]]}
     sl = slack_render(fixed_reply())[-1]["blocks"][-1]
     assert sl["type"] == "actions"
-    assert [(e["action_id"], e["value"]) for e in sl["elements"]] == [("more", "苹果:5"), ("close", "")]
+    assert [(e["action_id"], e.get("value")) for e in sl["elements"]] == [("more", "苹果:5"), ("close", None)]
+    assert validate_blocks([sl]) == []
     assert "reply_markup" not in telegram_render(fixed_reply(), plain=True)[-1]
 
 

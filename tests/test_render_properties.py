@@ -18,6 +18,7 @@ from bot.adapters.telegram.render import render_digest as tg_digest
 from bot.adapters.telegram.render import render_reply as tg_reply
 from bot.model import Button, Digest, DigestEntry, Reply, ResultItem
 from bot.text.width import utf16_len
+from tests.fakes.slack import validate_blocks
 from tests.fakes.telegram_html import parse_telegram_html, visible_length
 
 SPECIALS = ["<b>", "</b>", "<a href='x'>", "</a>", "&amp;", "&", "<", ">", "&lt;", "&#x27;", "&#0;", "<!channel>",
@@ -28,15 +29,15 @@ SPECIALS = ["<b>", "</b>", "<a href='x'>", "</a>", "&amp;", "&", "<", ">", "&lt;
 MARK = re.compile(r"⟦(\d+)⟧")
 
 _chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="⟦⟧")
-article_text = st.lists(st.one_of(st.text(_chars, max_size=12), st.sampled_from(SPECIALS)), max_size=25).map("".join)
-long_text = st.one_of(article_text, st.tuples(article_text, st.integers(1, 400)).map(lambda t: t[0] * t[1]))
+article_text = st.lists(st.one_of(st.text(_chars, max_size=10), st.sampled_from(SPECIALS)), max_size=15).map("".join)
+long_text = st.one_of(article_text, st.tuples(article_text, st.integers(1, 200)).map(lambda t: t[0] * t[1]))
 urls = st.one_of(st.none(), st.sampled_from(["https://example.com/a?x=1&y=<2>", "http://a.b/c|d", "javascript:x",
                                              "https://e.com/" + "x" * 3000]), article_text)
 
 
 @st.composite
 def digests(draw: st.DrawFn) -> Digest:
-    n = draw(st.integers(0, 40))
+    n = draw(st.integers(0, 30))
     entries = []
     for i in range(n):
         entries.append(DigestEntry(
@@ -53,7 +54,7 @@ def _marks(text: str) -> list[int]:
     return [int(m) for m in MARK.findall(text)]
 
 
-PROPS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+PROPS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                         HealthCheck.data_too_large])
 
 
@@ -88,6 +89,7 @@ def test_slack_messages_within_limits_and_no_live_mention(d: Digest) -> None:
     seen: list[int] = []
     for m in messages:
         assert slack_check(m) == [], slack_check(m)
+        assert validate_blocks(m["blocks"]) == []  # and what the fake Slack API enforces
         assert len(m["blocks"]) <= 50
         for b in m["blocks"]:
             if b["type"] == "section":
@@ -95,7 +97,7 @@ def test_slack_messages_within_limits_and_no_live_mention(d: Digest) -> None:
     assert seen == list(range(len(d.entries)))
 
 
-@PROPS
+@settings(PROPS, max_examples=25)
 @given(digests())
 def test_console_is_plain_text(d: Digest) -> None:
     out = console_render(d)
@@ -112,7 +114,7 @@ replies = st.builds(
                                value=article_text), max_size=8))
 
 
-@PROPS
+@settings(PROPS, max_examples=50)
 @given(replies)
 def test_replies_valid_on_both_platforms(r: Reply) -> None:
     for p in tg_reply(r):
@@ -123,6 +125,7 @@ def test_replies_valid_on_both_platforms(r: Reply) -> None:
                 assert 1 <= len(b["callback_data"].encode()) <= 64 and b["text"].strip()
     for m in slack_reply(r):
         assert slack_check(m) == [], slack_check(m)
+        assert validate_blocks(m["blocks"]) == []
 
 
 def test_live_mention_checker_catches_raw_sequences() -> None:

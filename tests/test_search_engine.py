@@ -40,7 +40,7 @@ async def test_short_chinese_word_finds_the_longer_one(store, corpus):
     res = await search(store, "阿里")
     assert [h.story_id for h in res.items] == [corpus["ali1"].story_id]
     res = await search(store, "苹果")
-    assert [h.story_id for h in res.items][0] == corpus["ali1"].story_id
+    assert res.items[0].story_id == corpus["ali1"].story_id
     assert keys(res, corpus)[1:] == ["fruit"]  # body-only mention ranks below the titled story
     assert res.items[1].story_id is None and res.items[1].outlet_count == 1
 
@@ -127,8 +127,8 @@ async def test_recency_and_title_weight(store):
 async def test_reindex_on_update_and_delete(store, corpus):
     a = corpus["w1"]
     async with store.begin() as conn:
-        await conn.execute(update(T.articles).where(T.articles.c.id == a.id).values(title="Snowstorm warning"))
-        a.title, a.body = "Snowstorm warning", "Heavy snow expected overnight."
+        await conn.execute(update(T.articles).where(T.articles.c.id == a.id).values(title="Snowstorm"))
+        a.title, a.body = "Snowstorm", "Heavy snow expected overnight."
         await index_articles(conn, [a])
     assert (await search(store, "rain forecasters")).total == 0
     assert keys(await search(store, "snowstorm"), corpus) == ["w1"]
@@ -160,7 +160,8 @@ async def test_long_query_is_capped(store, corpus):
 async def test_results_render(store, corpus):
     res = await search(store, "苹果 阿里")
     d = res.as_dict()
-    assert d["total"] == 1 and d["items"][0]["outlet_count"] == 3 and d["items"][0]["published_at"].endswith("Z")
+    assert d["total"] == 1 and d["items"][0]["outlet_count"] == 3
+    assert d["items"][0]["published_at"].endswith("Z")
     assert "苹果" in d["items"][0]["snippet"]
     text = res.render_text()
     assert res.items[0].title in text and "and 1 more" in text
@@ -170,7 +171,7 @@ async def test_results_render(store, corpus):
 
 
 QUERY_TEXT = st.text(
-    alphabet=st.sampled_from(list('苹果阿里巴巴 apple security "-:*^()&|!<>~\'\\NEARORANDNOT{}[]+,.，😀\x00\u200b'))
+    alphabet=st.sampled_from(list('苹果阿里巴巴 apple "-:*^()&|!<>~\'\\NEARORANDNOT{}[]+,.，😀\x00\u200b'))
     | st.characters(),
     max_size=60,
 )

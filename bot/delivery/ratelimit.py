@@ -119,7 +119,9 @@ class Limits:
                 n, window = _shape(float(cfg.per_group_per_minute), 60.0)
             else:
                 n, window = _shape(float(cfg.per_chat_per_second), 1.0)
-            w = self.chats[key] = Window(n, window, margin=self.margin, clock=self.clock)
+            # A chat's limit costs no throughput to keep generously: a tenth of its spacing.
+            margin = max(self.margin, 0.1 * window / n)
+            w = self.chats[key] = Window(n, window, margin=margin, clock=self.clock)
         return w
 
     def _prune(self) -> None:

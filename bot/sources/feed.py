@@ -94,6 +94,8 @@ class FeedSource:
             return self._fail(result, str(exc))
         except httpx.HTTPError as exc:
             return self._fail(result, _network_reason(exc))
+        except httpx.InvalidURL as exc:
+            return self._fail(result, f"invalid URL: {exc}")
         except Exception as exc:  # a boundary: report, never take the pass down
             log.exception("feed %s: unexpected error fetching %s", self.name, self.url)
             return self._fail(result, f"unexpected error: {type(exc).__name__}: {exc}")
@@ -102,7 +104,8 @@ class FeedSource:
             result.not_modified = True
             return result
         try:
-            doc = parse_feed(fetched.body, fetched.content_type, fetched.url)
+            # feedparser is synchronous and a big feed takes a while: keep the event loop free.
+            doc = await asyncio.to_thread(parse_feed, fetched.body, fetched.content_type, fetched.url)
         except FeedError as exc:
             return self._fail(result, str(exc))
         except Exception as exc:
@@ -159,7 +162,10 @@ class FeedSource:
                 if status == 304:
                     return Fetched(304, url)
                 if status >= 400 or status < 200 or status in REDIRECTS:
-                    raise FetchError(f"HTTP {status} {resp.reason_phrase}".rstrip())
+                    reason = f"HTTP {status} {resp.reason_phrase}".rstrip()
+                    if resp.headers.get("retry-after"):
+                        reason += f" (Retry-After: {resp.headers['retry-after'][:40]})"
+                    raise FetchError(reason)
                 length = resp.headers.get("content-length")
                 if length and length.isdigit() and int(length) > cfg.max_bytes:
                     raise FetchError(f"feed too large: {int(length)} bytes (max_bytes is {cfg.max_bytes})")
@@ -247,7 +253,10 @@ def _text(value: str, is_html: bool, base: str) -> tuple[str, list[str]]:
 
 
 def _http_url(url: str) -> str | None:
-    return url if canonical_url(url) else None
+    try:
+        return url if canonical_url(url) else None
+    except ValueError:  # e.g. a non-numeric port, which urlsplit only notices on .port
+        return None
 
 
 def _hostname(url: str) -> str:

@@ -12,7 +12,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -221,6 +221,9 @@ def parse_date(raw: str | None, fallback_utc: datetime | None, tz: tzinfo) -> da
     when: datetime | None = None
     if raw:
         text = raw.strip()
+        if text.endswith(" CST") and _is_china_zone(tz):
+            # Chinese sites write "CST" for China Standard Time; email.utils reads US Central.
+            text = text[:-4] + " +0800"
         try:
             when = parsedate_to_datetime(text)  # RFC 822: RSS
         except (TypeError, ValueError, IndexError):
@@ -236,6 +239,11 @@ def parse_date(raw: str | None, fallback_utc: datetime | None, tz: tzinfo) -> da
     if when is None:
         when = fallback_utc
     return when.astimezone(UTC) if when is not None else None
+
+
+def _is_china_zone(tz: tzinfo) -> bool:
+    offset = datetime(2025, 1, 1, tzinfo=tz).utcoffset()
+    return offset == timedelta(hours=8)
 
 
 # --- helpers ------------------------------------------------------------------------------------

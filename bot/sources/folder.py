@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
@@ -111,11 +112,16 @@ def decode(data: bytes) -> tuple[str, str | None]:
     return str(best), f"decoded as {best.encoding} (not UTF-8)"
 
 
+# Control bytes that text files do not contain (tab, newlines, form feed and ESC are fine).
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 11, 12, 13, 27))
+_KEEP_BYTES = bytes(b for b in range(256) if b not in _CONTROL_BYTES)
+
+
 def _looks_binary(data: bytes) -> bool:
     head = data[:8192]
     if b"\x00" in head:
         return True
-    controls = sum(1 for b in head if b < 9 or 13 < b < 32)
+    controls = len(head.translate(None, _KEEP_BYTES))  # C speed: delete the ordinary bytes, count the rest
     return controls > max(8, len(head) // 100)
 
 
@@ -485,21 +491,43 @@ class FolderSource:
             return
         yield first
         loop = asyncio.get_running_loop()
-        executor = self._executor(len(todo))
+        pool = [self._executor(len(todo))]  # [ProcessPoolExecutor | None]; None: the thread pool
+
+        def drop_pool(exc: BaseException) -> None:
+            if pool[0] is not None:
+                log.warning("folder %s: parse workers unavailable (%s); parsing in this process",
+                            self.name, exc)
+                pool[0].shutdown(wait=False, cancel_futures=True)
+                pool[0] = None
+
+        def submit(chunk: list[tuple[str, FileState | None]]) -> asyncio.Future[list[Parsed]]:
+            if pool[0] is not None:
+                try:
+                    return loop.run_in_executor(pool[0], parse_chunk, params, chunk)
+                except Exception as exc:  # e.g. a main module that cannot be re-imported by workers
+                    drop_pool(exc)
+            return loop.run_in_executor(None, parse_chunk, params, chunk)
+
         done = 0
         try:
-            pending: deque[asyncio.Future[list[Parsed]]] = deque()
-            ahead = 3 if executor is not None else 1  # keep the workers busy while the store writes
+            # Parse ahead so the workers stay busy while the store writes the previous batch.
+            ahead = 3 if pool[0] is not None else 2
+            pending: deque[tuple[list[tuple[str, FileState | None]], asyncio.Future[list[Parsed]]]] = deque()
             it = iter(chunks)
             for chunk in it:
-                pending.append(loop.run_in_executor(executor, parse_chunk, params, chunk))
+                pending.append((chunk, submit(chunk)))
                 if len(pending) >= ahead:
                     break
             while pending:
-                parsed = await pending.popleft()
+                chunk, fut = pending.popleft()
+                try:
+                    parsed = await fut
+                except (BrokenProcessPool, OSError, RuntimeError) as exc:
+                    drop_pool(exc)
+                    parsed = await loop.run_in_executor(None, parse_chunk, params, chunk)
                 nxt = next(it, None)
                 if nxt is not None:
-                    pending.append(loop.run_in_executor(executor, parse_chunk, params, nxt))
+                    pending.append((nxt, submit(nxt)))
                 part = self._assemble(parsed, files)
                 done += len(parsed)
                 if progress is not None:
@@ -508,8 +536,8 @@ class FolderSource:
                     part.state = SourceState(files=files)
                 yield part
         finally:
-            if executor is not None:
-                executor.shutdown(wait=True, cancel_futures=True)
+            if pool[0] is not None:
+                pool[0].shutdown(wait=True, cancel_futures=True)
 
     def _executor(self, n: int) -> Executor | None:
         if n < self.pool_threshold or (os.cpu_count() or 1) < 2:

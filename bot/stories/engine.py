@@ -45,8 +45,11 @@ class Params:
     dup_length_ratio: float = 0.25  # ... and the shorter is at least this share of the longer
     dup_min_shingles: int = 60  # below this, the stripped text is too short to judge by itself
     title_weight: float = 3.0
-    name_share: float = 0.3  # weight of the Latin-names vector beside the full word vector
+    name_share: float = 0.25  # weight of the Latin-names cosine beside the all-words cosine
+    title_share: float = 0.25  # ... and of the title-only cosine (short pages are mostly title)
     cross_lang_scale: float = 3.0  # Chinese and English reports share only names: rescale their cosine
+    link_top: int = 0  # 0: average link over the story's members; k: mean of the k best links
+    same_outlet_scale: float = 1.0  # one outlet's pages share house style and recurring topics
     strong_weight: float = 3.0
     top_terms: int = 12  # per article, in the inverted index
     max_candidates: int = 10  # duplicate candidates confirmed per article
@@ -87,6 +90,7 @@ class _Item:
     line_names: list[list[str]] = field(default_factory=list)
     vec: dict[str, float] | None = None
     nvec: dict[str, float] | None = None
+    tvec: dict[str, float] | None = None
     top: list[str] = field(default_factory=list)
 
 
@@ -122,6 +126,8 @@ class Engine:
         self._outlet_line_roots: dict[tuple[str, int], dict[int, int]] = defaultdict(dict)
         self._root_members: dict[int, list[int]] = defaultdict(list)
         self._term_index: dict[str, list[int]] = defaultdict(list)
+        # (outlet, title term) -> articles whose title has it: an outlet's title template words.
+        self._outlet_title: dict[tuple[str, str], list[int]] = defaultdict(list)
         self._next_provisional = -1
         self.df_delta: Counter[str] = Counter()
         self.counters = Counters()
@@ -186,6 +192,10 @@ class Engine:
             ids = self._term_index.get(t)
             if ids and it.id in ids:
                 ids.remove(it.id)
+        for t in set(it.title_terms) | set(it.title_names):
+            holders = self._outlet_title.get((it.outlet, t))
+            if holders and it.id in holders:
+                holders.remove(it.id)
         st = self.stories.get(it.story)
         if st:
             if it.id in st.members:
@@ -277,8 +287,10 @@ class Engine:
                 continue
             seen.add(k)
             tf.update(ts)
-        for t in it.title_names if names else it.title_terms:
-            tf[t] += self.p.title_weight
+        for t in set(it.title_names if names else it.title_terms):
+            # Words most of an outlet's titles carry ("breached accounts", "starred") name no event.
+            n = min(len(self._outlet_title.get((it.outlet, t), ())), _TEMPLATE_CAP) if it.outlet else 1
+            tf[t] += self.p.title_weight / max(1, n)
         return tf
 
     def _count_terms(self, it: _Item) -> None:
@@ -294,7 +306,7 @@ class Engine:
     def _weigh(self, tf: Counter[str]) -> dict[str, float]:
         vec: dict[str, float] = {}
         for t, n in tf.items():
-            w = (1.0 + math.log(n)) * self._idf(t)
+            w = (1.0 + math.log(n) if n >= 1 else n) * self._idf(t)  # sublinear tf; discounted terms below 1
             if is_strong_term(t):
                 w *= self.p.strong_weight
             vec[t] = w
@@ -305,6 +317,15 @@ class Engine:
         if it.vec is None:
             it.vec = self._weigh(self._tf(it))
         return it.vec
+
+    def _title_vector(self, it: _Item) -> dict[str, float]:
+        if it.tvec is None:
+            tf: Counter[str] = Counter()
+            for t in set(it.title_terms) | set(it.title_names):
+                n = min(len(self._outlet_title.get((it.outlet, t), ())), _TEMPLATE_CAP) if it.outlet else 1
+                tf[t] += 1.0 / max(1, n)
+            it.tvec = self._weigh(tf)
+        return it.tvec
 
     def _name_vector(self, it: _Item) -> dict[str, float]:
         if it.nvec is None:
@@ -405,7 +426,10 @@ class Engine:
             if not reps:
                 continue
             self.counters.similarity_evals += len(reps)
-            score = sum(self._sim(it, self.items[a]) for a in reps) / len(reps)
+            sims = [self._sim(it, self.items[a]) for a in reps]
+            if self.p.link_top:
+                sims = sorted(sims, reverse=True)[: self.p.link_top]
+            score = sum(sims) / len(sims)
             if best is None or score > best[0]:
                 best = (score, sid)
         if best and best[0] >= self.p.similarity:
@@ -413,12 +437,15 @@ class Engine:
         return None
 
     def _sim(self, a: _Item, b: _Item) -> float:
-        """Word-vector cosine blended with the names-only cosine; cross-language pairs rescaled."""
-        w = self.p.name_share
-        s = (1 - w) * _cos(self._vector(a), self._vector(b)) + w * _cos(self._name_vector(a),
-                                                                     self._name_vector(b))
+        """Blend of three cosines: all words, Latin names only, titles only."""
+        wn, wt = self.p.name_share, self.p.title_share
+        s = ((1 - wn - wt) * _cos(self._vector(a), self._vector(b))
+             + wn * _cos(self._name_vector(a), self._name_vector(b))
+             + wt * _cos(self._title_vector(a), self._title_vector(b)))
         if a.zh != b.zh:
             s = min(1.0, s * self.p.cross_lang_scale)
+        if a.outlet and a.outlet == b.outlet:
+            s *= self.p.same_outlet_scale
         return s
 
     # ------------------------------------------------------------------ index
@@ -440,7 +467,7 @@ class Engine:
                     for aid in self._root_members.get(r, ()):
                         other = self.items.get(aid)
                         if other is not None:
-                            other.vec = other.nvec = None
+                            other.vec = other.nvec = other.tvec = None
             oroots[it.root] = oroots.get(it.root, 0) + 1
         st = self.stories.get(it.story)
         if st is None:
@@ -449,11 +476,23 @@ class Engine:
         st.first_ts = min(st.first_ts, it.ts)
         st.last_ts = max(st.last_ts, it.ts)
         if it.root == it.id and not it.roundup:
+            if it.outlet:
+                for t in set(it.title_terms) | set(it.title_names):
+                    holders = self._outlet_title[(it.outlet, t)]
+                    holders.append(it.id)
+                    if len(holders) <= _TEMPLATE_CAP:
+                        for aid in holders:
+                            other = self.items.get(aid)
+                            if other is not None:
+                                other.vec = other.nvec = other.tvec = None
             st.reps.append(it.id)
-            it.vec = it.nvec = None
+            it.vec = it.nvec = it.tvec = None
             it.top = _top_terms(self._vector(it), self.p.top_terms)
             for t in it.top:
                 self._term_index[t].append(it.id)
+
+
+_TEMPLATE_CAP = 4
 
 
 def _top_terms(vec: dict[str, float], n: int) -> list[str]:

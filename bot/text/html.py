@@ -109,7 +109,7 @@ def html_to_text(html: str, base_url: str | None = None) -> tuple[str, list[str]
         return "", []
     parser = _Extractor(base_url)
     try:
-        parser.feed(html)
+        parser.feed(html.replace("\x00", ""))  # NUL is never text, and it marks breaks below
         parser.close()
     except (AssertionError, ValueError):  # the stdlib parser's rare complaints: keep what it got
         pass

@@ -124,42 +124,76 @@ def shorten(text: str, limit: int, measure: Measure = display_width, ellipsis: s
     """``text`` if it fits, else a prefix ending at a sentence, clause or word boundary plus
     ``ellipsis`` that fits in ``limit`` (as counted by ``measure``). Never cuts inside a word."""
     text = text.strip()
-    if measure(text) <= limit:
+    end = _fitting_prefix(text, limit, measure)
+    if end == len(text):
         return text
     budget = limit - measure(ellipsis)
-    if budget <= 0:
-        return ""
-    best_sentence = best_clause = best_word = ""
-    acc = ""
+    while budget > 0:
+        out = _shorten_once(text[: end + 64], budget, measure, ellipsis)
+        # Measures that are not strictly additive (escaping) get a second, tighter try.
+        if measure(out) <= limit:
+            return out
+        budget -= max(1, measure(out) - limit)
+    return ""
+
+
+def _fitting_prefix(text: str, limit: int, measure: Measure) -> int:
+    """Length of the longest prefix within ``limit``: galloping then binary search, so a megabyte
+    of text costs about as much as the part that fits (measures grow with the prefix)."""
+    n = len(text)
+    k = max(1, limit)
+    while k < n and measure(text[:k]) <= limit:
+        k *= 2
+    if k >= n:
+        if measure(text) <= limit:
+            return n
+        k = n
+    lo, hi = k // 2 if k > limit else 0, k  # measure(text[:lo]) <= limit < measure(text[:hi])
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if measure(text[:mid]) <= limit:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _shorten_once(text: str, budget: int, measure: Measure, ellipsis: str) -> str:
+    best_sentence = best_clause = best_word = 0  # end offsets into ``text``
+    used = pos = 0
     for tok in _tokens(text):
-        if measure(acc + tok) > budget:
+        m = measure(tok)
+        if used + m > budget:
             break
-        acc += tok
-        stripped = acc.rstrip()
-        if not stripped:
+        used += m
+        pos += len(tok)
+        core = tok.rstrip()
+        if not core:
             continue
-        last = stripped[-1]
-        if last in _FULL_STOP or (last in _CLOSERS and len(stripped) > 1 and stripped[-2] in _FULL_STOP):
-            best_sentence = stripped
+        stop = pos - (len(tok) - len(core))  # end of the text so far without trailing space
+        last = text[stop - 1]
+        if last in _FULL_STOP or (last in _CLOSERS and stop > 1 and text[stop - 2] in _FULL_STOP):
+            best_sentence = stop
         elif last in _CLAUSE_END:
-            best_clause = stripped
-        best_word = stripped
+            best_clause = stop
+        best_word = stop
     # A boundary that keeps at least ~40% of the room is worth more than a few extra words.
     floor = budget * 0.4
-    for cand in (best_sentence, best_clause):
-        if cand and measure(cand) >= floor:
-            if cand is best_sentence:
-                return cand
-            return cand.rstrip(_CLAUSE_END + _SENT_END + " ") + ellipsis
+    if best_sentence and measure(text[:best_sentence]) >= floor:
+        return text[:best_sentence]
+    trim = _CLAUSE_END + _SENT_END + " "
+    if best_clause and measure(text[:best_clause]) >= floor:
+        return text[:best_clause].rstrip(trim) + ellipsis
     if best_word:
-        return best_word.rstrip(_CLAUSE_END + _SENT_END + " ") + ellipsis
+        return text[:best_word].rstrip(trim) + ellipsis
     # One word longer than the room (a URL, a long CJK run jieba kept whole): cut characters.
-    acc = ""
+    used = pos = 0
     for c in text:
-        if measure(acc + c) > budget:
+        used += measure(c)
+        if used > budget:
             break
-        acc += c
-    return (acc + ellipsis) if acc else ""
+        pos += 1
+    return (text[:pos] + ellipsis) if pos else ""
 
 
 def _paragraphs(text: str) -> list[str]:

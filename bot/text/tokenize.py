@@ -124,10 +124,16 @@ def is_strong_term(term: str) -> bool:
     return bool(_CVE_RE.match(term))
 
 
+_THOUSANDS_RE = re.compile(r"(?<=\d),(?=\d{3}\b)")
+
+
 def terms(text: str) -> list[str]:
-    """Content words for story vectors: ``words`` without stop words, single characters or short numbers."""
+    """Content words for story vectors: ``words`` without stop words, single characters or short numbers.
+
+    Thousands separators are dropped first, so 11,994,223 is one number and not three.
+    """
     out: list[str] = []
-    for w in words(text):
+    for w in words(_THOUSANDS_RE.sub("", text)):
         if len(w) < 2 or w in _STOP_EN or w in _STOP_ZH:
             continue
         if _NUM_RE.match(w) and len(w) < 3:
@@ -147,7 +153,7 @@ def name_terms(text: str) -> list[str]:
     report of one event have in common.
     """
     out: list[str] = []
-    for m in _NAME_RE.finditer(unicodedata.normalize("NFKC", text)):
+    for m in _NAME_RE.finditer(_THOUSANDS_RE.sub("", unicodedata.normalize("NFKC", text))):
         w = m.group(0)
         if not _HAS_NAME_MARK.search(w):
             continue

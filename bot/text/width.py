@@ -23,7 +23,9 @@ def display_width(text: str) -> int:
 
 def utf16_len(text: str) -> int:
     """Length in UTF-16 code units, the unit Telegram's limits are counted in."""
-    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def cut_width(text: str, width: int) -> str:

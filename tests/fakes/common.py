@@ -9,6 +9,7 @@ the fake's loop writes it.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import math
 import threading
@@ -235,7 +236,11 @@ class SlidingWindow:
         return max(self._events[0] + self.window - now, 1e-3)
 
     def hit(self, now: float) -> None:
-        self._events.append(now)
+        # Arrival times may be recorded slightly out of order (handlers race); keep them sorted.
+        if self._events and now < self._events[-1]:
+            bisect.insort(self._events, now)
+        else:
+            self._events.append(now)
 
 
 class TokenBucket:
@@ -249,6 +254,8 @@ class TokenBucket:
 
     def _refill(self, now: float) -> None:
         if self._at is not None:
+            if now <= self._at:  # an earlier arrival handled later: no time has passed for it
+                return
             self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
         self._at = now
 

@@ -330,6 +330,7 @@ class FakeSlack(FakeServer):
         self.bot_id = "B0BOT"
         self.app_id = "A0APP"
         self.clock = time.monotonic
+        self.response_url_uses = 5
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -347,6 +348,7 @@ class FakeSlack(FakeServer):
         self._limiters: dict[str, TokenBucket] = {}
         self._ts = itertools.count(1)
         self._responses: dict[str, list[dict[str, Any]]] = {}
+        self._response_uses: dict[str, int] = {}
         self._sockets: list[web.WebSocketResponse] = []
         self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._ack_log: list[dict[str, Any]] = []
@@ -777,6 +779,28 @@ class FakeSlack(FakeServer):
             loop,
         ).result((wait_ack or 5.0) + 5)
 
+    async def _disconnect_here(self, reason: str) -> None:
+        with self._lock:
+            live = [ws for ws in self._sockets if not ws.closed]
+        for ws in live:
+            await ws.send_json({"type": "disconnect", "reason": reason, "debug_info": {"host": "fake-slack"}})
+
+    async def socket_disconnect(self, reason: str = "refresh_requested") -> None:
+        """Tell connected clients to reconnect (``{"type": "disconnect", "reason": …}``), as Slack
+        does every few hours; a well-behaved client calls apps.connections.open again."""
+        loop = self._loop
+        assert loop is not None, "the fake is not running"
+        if asyncio.get_running_loop() is loop:
+            await self._disconnect_here(reason)
+        else:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._disconnect_here(reason), loop))
+
+    @property
+    def socket_connects(self) -> int:
+        """How many Socket Mode connections were opened so far."""
+        with self._lock:
+            return self._socket_connects
+
     def wait_socket(self, timeout: float = 5.0) -> bool:
         return self.wait_until(lambda: any(not ws.closed for ws in self._sockets), timeout)
 
@@ -790,8 +814,33 @@ class FakeSlack(FakeServer):
         try:
             body = json.loads(raw)
         except ValueError:
-            return web.Response(status=400, text="invalid_payload")
+            body = None
+        error = None
+        if not isinstance(body, dict):
+            error = "invalid_payload"
+        elif body.get("blocks") is not None and validate_blocks(body["blocks"]):
+            error = "invalid_blocks"
+        elif not (str(body.get("text") or "").strip() or body.get("blocks") or body.get("delete_original")):
+            error = "no_text"
         with self._lock:
+            uses = self._response_uses.get(key, 0)
+            if error is None and uses >= self.response_url_uses:
+                error = "used_url"  # Slack honours a response_url five times
+            if error is not None:
+                self._rejected.append(
+                    SlackRejected(
+                        "response_url",
+                        key,
+                        404 if error == "used_url" else 400,
+                        error,
+                        [],
+                        time.time(),
+                        {"body": body},
+                    )
+                )
+                self._counters["rejected"] += 1
+                return web.Response(status=404 if error == "used_url" else 400, text=error)
+            self._response_uses[key] = uses + 1
             self._responses.setdefault(key, []).append(body)
             self._counters["responses"] += 1
         return web.Response(text="ok")

@@ -15,6 +15,7 @@ See tests/fakes/README.md for the full API. In short::
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import logging
 import re
@@ -147,6 +148,10 @@ def _norm_chat(value: Any) -> int | str | None:
     return text  # @channelusername
 
 
+# When the request being handled arrived (each aiohttp handler runs in its own task/context).
+_ARRIVAL: contextvars.ContextVar[float | None] = contextvars.ContextVar("telegram_fake_arrival", default=None)
+
+
 class FakeTelegram(FakeServer):
     """The fake Bot API. Every public method is safe to call from any thread."""
 
@@ -188,6 +193,8 @@ class FakeTelegram(FakeServer):
         self._allowed_updates: list[str] | None = None
         self._poll_generation = 0
         self._waiters: set[asyncio.Event] = set()
+        self._webhook_lock: asyncio.Lock | None = None
+        self._webhook_tasks: set[asyncio.Task[None]] = set()
         self._bot_window = SlidingWindow(self.limits.bot_per_second, self.limits.bot_window)
         self._chat_limiters: dict[str, SlidingWindow | TokenBucket] = {}
 
@@ -202,6 +209,8 @@ class FakeTelegram(FakeServer):
 
     async def _on_stop(self) -> None:
         self._wake_pollers()
+        for task in list(self._webhook_tasks):
+            task.cancel()
 
     # ------------------------------------------------------------------ knobs
     def set_limits(self, **changes: Any) -> None:
@@ -434,10 +443,20 @@ class FakeTelegram(FakeServer):
             return
 
         def start() -> None:
-            asyncio.get_running_loop().create_task(self._deliver_webhook(url, secret, update))
+            task = asyncio.get_running_loop().create_task(self._deliver_webhook(url, secret, update))
+            self._webhook_tasks.add(task)
+            task.add_done_callback(self._webhook_tasks.discard)
         self._call_soon(start)
 
     async def _deliver_webhook(self, url: str, secret: str | None, update: dict[str, Any]) -> None:
+        # One delivery at a time, in update order, as Telegram does with max_connections=1
+        # (asyncio.Lock wakes waiters first come, first served).
+        if self._webhook_lock is None:
+            self._webhook_lock = asyncio.Lock()
+        async with self._webhook_lock:
+            await self._post_webhook(url, secret, update)
+
+    async def _post_webhook(self, url: str, secret: str | None, update: dict[str, Any]) -> None:
         import aiohttp
 
         headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret else {}
@@ -549,6 +568,8 @@ class FakeTelegram(FakeServer):
         return web.json_response(body, status=err.status)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        # Rate limits count arrivals, so take the time before reading and parsing the body.
+        _ARRIVAL.set(self.clock())
         token = request.match_info["token"]
         method = request.match_info["method"]
         if (self.token is not None and token != self.token) or not _TOKEN_RE.match(token):
@@ -674,7 +695,7 @@ class FakeTelegram(FakeServer):
         self._wake_pollers()  # a newer getUpdates terminates an older one, as on Telegram
         offset = int_field(params, "offset", 0) or 0
         limit = max(1, min(100, int_field(params, "limit", 100) or 100))
-        timeout = max(0, int_field(params, "timeout", 0) or 0)
+        timeout = max(0.0, float(params.get("timeout") or 0))
         allowed = json_field(params, "allowed_updates")
         deadline = self.clock() + timeout
         with self._lock:
@@ -685,8 +706,10 @@ class FakeTelegram(FakeServer):
                 if generation != self._poll_generation:
                     raise ApiError(409, "Conflict: terminated by other getUpdates request; "
                                         "make sure that only one bot instance is running")
-                if offset:
+                if offset > 0:
                     self._updates = [u for u in self._updates if u["update_id"] >= offset]
+                elif offset < 0:  # the last -offset updates; older ones are forgotten
+                    self._updates = self._updates[offset:]
                 if self._allowed_updates:
                     kept = set(self._allowed_updates)
                     self._updates = [u for u in self._updates if kept & (u.keys() - {"update_id"})]
@@ -770,7 +793,7 @@ class FakeTelegram(FakeServer):
         """Raise 429 if this send would exceed a limit; otherwise count it."""
         if not self.limits.enabled:
             return
-        now = self.clock()
+        now = _ARRIVAL.get() or self.clock()
         with self._lock:
             limiter = self._chat_limiters.get(str(chat_id))
             if limiter is None:

@@ -79,7 +79,7 @@ def check_message(payload: dict[str, Any]) -> list[str]:
             for j, el in enumerate(els):
                 if not 1 <= len(str(el.get("action_id") or "")) <= MAX_ACTION_ID:
                     problems.append(f"{where}.elements[{j}]: bad action_id")
-                if len(str(el.get("value") or "")) > MAX_BUTTON_VALUE:
+                if "value" in el and not 1 <= len(str(el["value"])) <= MAX_BUTTON_VALUE:
                     problems.append(f"{where}.elements[{j}]: value too long")
                 _check_text(f"{where}.elements[{j}].text", el.get("text", {}).get("text"), MAX_BUTTON_TEXT,
                             problems)

@@ -27,6 +27,7 @@ MAX_TEXT = 4096  # UTF-16 code units after entity parsing
 MAX_CALLBACK_BYTES = 64
 _BAD_CHARS_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 _MAX_URL = 2048
+_TAGS_RE = re.compile(r"<[^>]+>")
 _MAX_HEADING = 256
 _SEP = "\n\n"
 NO_PREVIEW = {"is_disabled": True}
@@ -57,15 +58,13 @@ def _href(url: str | None) -> str | None:
 class _Block:
     """One unit that is never split: its HTML and its plain-text twin."""
 
-    __slots__ = ("html", "plain")
+    __slots__ = ("cost", "html", "plain")
 
     def __init__(self, html_text: str, plain_text: str):
         self.html, self.plain = html_text, plain_text
-
-    @property
-    def cost(self) -> int:
-        # Both variants must fit, so the parts are the same in both.
-        return max(utf16_len(html.unescape(re.sub(r"<[^>]+>", "", self.html))), utf16_len(self.plain))
+        # Both variants must fit, so the parts are the same in both. Our own HTML has no '<'
+        # outside tags, so removing tags and unescaping gives exactly what Telegram counts.
+        self.cost = max(utf16_len(html.unescape(_TAGS_RE.sub("", html_text))), utf16_len(plain_text))
 
 
 def _entry_block(n: int, headline: str, summary: str, meta: str, url: str | None, update: str) -> _Block:
