@@ -109,16 +109,22 @@ async def run(args: argparse.Namespace, folder: Path, db_url: str) -> dict[str, 
                                   f'sources:\n  - {{name: bench, type: folder, path: "{folder}"}}\n')
     app = await App.open(settings)
     try:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu()
         first = await run_ingest(app, hooks=args.hooks, batch_size=args.batch)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), _cpu()
         second = await run_ingest(app, hooks=args.hooks, batch_size=args.batch)
         t2 = time.perf_counter()
     finally:
         await app.close()
     assert first.new == args.n, first.as_dict()["rejections"][:5]
     assert second.new == 0 and second.unchanged == args.n
-    return {"first": t1 - t0, "second": t2 - t1, "rejected": first.rejected}
+    return {"first": t1 - t0, "second": t2 - t1, "rejected": first.rejected, "cpu": c1 - c0}
+
+
+def _cpu() -> float:
+    """CPU seconds of this process (all its threads; the parse workers are not included)."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
 
 
 def main() -> None:
@@ -127,7 +133,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--hooks", action="store_true", help="run story assignment and search indexing too")
     ap.add_argument("--db", help="database URL (default: SQLite in the temporary folder)")
+    ap.add_argument("--threads", action="store_true", help="parse in this process (no worker pool)")
     args = ap.parse_args()
+    if args.threads:
+        import bot.sources.folder
+
+        bot.sources.folder.POOL_THRESHOLD = 10**12
 
     tmp = Path(tempfile.mkdtemp(prefix="digestbot-bench-"))
     try:
@@ -143,8 +154,12 @@ def main() -> None:
         self_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         hooks = "on" if args.hooks else "off (ingest alone)"
-        print(f"hooks: {hooks}; batch {args.batch}; cpus {os.cpu_count()}")
-        print(f"first pass:  {args.n} new in {res['first']:.2f} s = {rate:,.0f} articles/s")
+        load = os.getloadavg()[0]
+        parse = "threads" if args.threads else "process pool"
+        print(f"hooks: {hooks}; parse: {parse}; batch {args.batch}; cpus {os.cpu_count()}; "
+              f"load average {load:.1f}")
+        print(f"first pass:  {args.n} new in {res['first']:.2f} s = {rate:,.0f} articles/s "
+              f"(main process CPU {res['cpu'] / args.n * 1e6:.0f} µs/article)")
         print(f"second pass: {args.n} unchanged in {res['second']:.2f} s")
         print(f"peak RSS: {self_peak:.0f} MB (main process), {child_peak:.0f} MB (largest parse worker)")
         if db_path.exists():

@@ -391,8 +391,8 @@ def _filters_text(ctx: Ctx, f: Filters) -> str:
 
 def _encode_page(ctx: Ctx, offset: int, query: str) -> str:
     value = f"{offset}:{query}"
-    if len(value.encode()) <= MAX_BUTTON_VALUE_BYTES:
-        return value
+    if len(value.encode()) <= MAX_BUTTON_VALUE_BYTES and not query.startswith("~"):
+        return value  # ("~" marks a server-side token, so a query starting with one goes there too)
     # Too long for a button: keep the query here and put a short token in the button.
     token = hashlib.sha1(query.encode()).hexdigest()[:10]
     store = _search_tokens(ctx.app)

@@ -203,7 +203,8 @@ def _outlets(arts: list[_Art], locale: str) -> list[str]:
             continue
         n, first = stats.get(name, (0, a.published_at))
         stats[name] = (n + 1, min(first, a.published_at))
-    return [k for k, _ in sorted(stats.items(), key=lambda kv: (-kv[1][0], kv[1][1], kv[0]))]
+    # Stable: equal outlets keep the order their articles were stored in.
+    return [k for k, _ in sorted(stats.items(), key=lambda kv: (-kv[1][0], kv[1][1]))]
 
 
 def clean_title(title: str) -> str:

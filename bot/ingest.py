@@ -347,16 +347,23 @@ async def run_ingest(app: App, *, progress: bool = False, only: list[str] | None
     report = IngestReport()
     bar = _progress_bar() if progress else None
     ctx = _Pass(app, hooks=hooks, batch_size=batch_size, progress=bar)
-    if configs:
-        await ctx.load_hooks()
     sem = asyncio.Semaphore(MAX_CONCURRENT_SOURCES)
 
     async def one(config: Any) -> SourceReport:
         async with sem:
             return await ctx.run_source(config)
 
-    with bar if bar is not None else contextlib.nullcontext():
-        reports = await asyncio.gather(*(one(c) for c in configs))
+    # Passes of one process run one at a time (the scheduler starts one per due source): the story
+    # engine loads its state at the start of a pass and must see every earlier pass's writes.
+    lock = getattr(app, "_ingest_lock", None)
+    if lock is None:
+        lock = asyncio.Lock()
+        app._ingest_lock = lock  # type: ignore[attr-defined]
+    async with lock:
+        if configs:
+            await ctx.load_hooks()
+        with bar if bar is not None else contextlib.nullcontext():
+            reports = await asyncio.gather(*(one(c) for c in configs))
     for c, r in zip(configs, reports, strict=True):
         report.sources[c.name] = r
     report.seconds = time.perf_counter() - started

@@ -42,28 +42,55 @@ async def source_id(conn: Any, name: str = "local") -> int:
     return int(res.inserted_primary_key[0])
 
 
-async def add_story(store: Store, title: str, arts: list[Art], *, headline: int | None = None) -> tuple[int, list[int]]:
+async def add_story(
+    store: Store, title: str, arts: list[Art], *, headline: int | None = None
+) -> tuple[int, list[int]]:
     """A story row and its articles; returns (story id, article ids)."""
     async with store.begin() as conn:
         sid_src = await source_id(conn)
         first = min(a.published_at for a in arts)
         last = max(a.published_at for a in arts)
-        res = await conn.execute(insert(stories).values(
-            title=title, size=len(arts), outlet_count=len({a.outlet for a in arts}), first_seen=first,
-            last_seen=last, updated_at=NOW))
+        res = await conn.execute(
+            insert(stories).values(
+                title=title,
+                size=len(arts),
+                outlet_count=len({a.outlet for a in arts}),
+                first_seen=first,
+                last_seen=last,
+                updated_at=NOW,
+            )
+        )
         story_id = int(res.inserted_primary_key[0])
         ids = []
         for a in arts:
             n = next(_seq)
-            res = await conn.execute(insert(articles).values(
-                source_id=sid_src, external_id=f"ext-{n}", outlet=a.outlet, path=f"{n}.md", url=a.url,
-                title=a.title, summary=a.summary, body=a.body, lang=a.lang, tags=[], categories=a.categories,
-                links=[], content_hash=f"h{n}", published_at=a.published_at, ingested_at=a.ingested_at,
-                updated_at=a.ingested_at, story_id=story_id, duplicate_of=a.duplicate_of))
+            res = await conn.execute(
+                insert(articles).values(
+                    source_id=sid_src,
+                    external_id=f"ext-{n}",
+                    outlet=a.outlet,
+                    path=f"{n}.md",
+                    url=a.url,
+                    title=a.title,
+                    summary=a.summary,
+                    body=a.body,
+                    lang=a.lang,
+                    tags=[],
+                    categories=a.categories,
+                    links=[],
+                    content_hash=f"h{n}",
+                    published_at=a.published_at,
+                    ingested_at=a.ingested_at,
+                    updated_at=a.ingested_at,
+                    story_id=story_id,
+                    duplicate_of=a.duplicate_of,
+                )
+            )
             ids.append(int(res.inserted_primary_key[0]))
         if headline is not None:
-            await conn.execute(stories.update().where(stories.c.id == story_id)
-                               .values(headline_article_id=ids[headline]))
+            await conn.execute(
+                stories.update().where(stories.c.id == story_id).values(headline_article_id=ids[headline])
+            )
     return story_id, ids
 
 
@@ -72,19 +99,48 @@ async def add_articles(store: Store, story_id: int, arts: list[Art]) -> None:
         sid_src = await source_id(conn)
         for a in arts:
             n = next(_seq)
-            await conn.execute(insert(articles).values(
-                source_id=sid_src, external_id=f"ext-{n}", outlet=a.outlet, url=a.url, title=a.title,
-                summary=a.summary, body=a.body, lang=a.lang, tags=[], categories=a.categories, links=[],
-                content_hash=f"h{n}", published_at=a.published_at, ingested_at=a.ingested_at,
-                updated_at=a.ingested_at, story_id=story_id))
+            await conn.execute(
+                insert(articles).values(
+                    source_id=sid_src,
+                    external_id=f"ext-{n}",
+                    outlet=a.outlet,
+                    url=a.url,
+                    title=a.title,
+                    summary=a.summary,
+                    body=a.body,
+                    lang=a.lang,
+                    tags=[],
+                    categories=a.categories,
+                    links=[],
+                    content_hash=f"h{n}",
+                    published_at=a.published_at,
+                    ingested_at=a.ingested_at,
+                    updated_at=a.ingested_at,
+                    story_id=story_id,
+                )
+            )
 
 
 async def add_subscription(store: Store, **kw: Any) -> Subscription:
-    sub = Subscription(adapter=kw.pop("adapter", "console"), chat_id=kw.pop("chat_id", f"c{next(_seq)}"), **kw)
+    sub = Subscription(
+        adapter=kw.pop("adapter", "console"), chat_id=kw.pop("chat_id", f"c{next(_seq)}"), **kw
+    )
     async with store.begin() as conn:
-        res = await conn.execute(insert(subscriptions).values(
-            adapter=sub.adapter, chat_id=sub.chat_id, chat_type=sub.chat_type, locale=sub.locale,
-            timezone=sub.timezone, times=sub.times, max_stories=sub.max_stories, filters=sub.filters.as_dict(),
-            active=True, created_at=NOW, updated_at=NOW, last_digest_at=sub.last_digest_at))
+        res = await conn.execute(
+            insert(subscriptions).values(
+                adapter=sub.adapter,
+                chat_id=sub.chat_id,
+                chat_type=sub.chat_type,
+                locale=sub.locale,
+                timezone=sub.timezone,
+                times=sub.times,
+                max_stories=sub.max_stories,
+                filters=sub.filters.as_dict(),
+                active=True,
+                created_at=NOW,
+                updated_at=NOW,
+                last_digest_at=sub.last_digest_at,
+            )
+        )
         sub.id = int(res.inserted_primary_key[0])
     return sub

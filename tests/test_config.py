@@ -111,3 +111,32 @@ def test_check_command_exit_codes(tmp_path: Path) -> None:
     assert {"path": "sources[1].url", "message": "not a valid URL"} in errors
     res = cli("--config", str(tmp_path / "missing.yaml"), "check")
     assert res.returncode == 2 and "not found" in res.stderr
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
+
+
+def test_config_example_documents_the_defaults() -> None:
+    example = load_settings(EXAMPLE)
+    defaults = load_settings(text="sources:\n  - {name: examples, type: folder, path: examples/articles}\n")
+    for section in ("database", "stories", "digest", "delivery", "commands", "server", "logging"):
+        assert getattr(example, section).model_dump() == getattr(defaults, section).model_dump(), section
+    assert example.sources[0].model_dump() == defaults.sources[0].model_dump()
+    assert example.timezone == defaults.timezone
+
+
+def test_config_example_commented_blocks_are_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    for var in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN",
+                "SLACK_SIGNING_SECRET"):
+        monkeypatch.setenv(var, "x-test-secret")
+    key_line = re.compile(r"^  #( {1,3}|\s?- )(?=[a-z_]+:(\s|$))")
+
+    def uncomment(m: re.Match[str]) -> str:
+        return "  " + m.group(1)[1:] if m.group(1).startswith(" ") else "  - "
+
+    text = "\n".join(key_line.sub(uncomment, ln) for ln in EXAMPLE.read_text(encoding="utf-8").splitlines())
+    s = load_settings(text=text)
+    assert [x.type for x in s.sources] == ["folder", "feed"]
+    assert {"console", "telegram", "slack"} <= set(s.adapter_configs)

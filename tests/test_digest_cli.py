@@ -25,8 +25,14 @@ UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 
 def _cli(cfg: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    return subprocess.run([sys.executable, "-m", "bot", *args, "--config", str(cfg)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args, "--config", str(cfg)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _config(tmp_path: Path, db_url: str, *, sources: str = "sources: []") -> Path:
@@ -40,12 +46,24 @@ def _fill(db_url: str) -> None:
         store = await Store.open(db_url)
         try:
             recent = datetime.now(UTC) - timedelta(hours=1)
-            await add_story(store, "苹果牵手阿里巴巴 <!here>", [
-                Art("苹果牵手阿里巴巴 <!here>", outlet="iyiou", url="https://www.iyiou.com/a/1", ingested_at=recent,
-                    body="亿欧2月11日消息，苹果公司已与阿里巴巴集团达成合作，双方将共同开发人工智能功能。"),
-                Art("苹果阿里组CP", outlet="qq", ingested_at=recent),
-            ], headline=0)
-            await add_story(store, "Stale story", [Art("Stale story", ingested_at=recent - timedelta(days=5))])
+            await add_story(
+                store,
+                "苹果牵手阿里巴巴 <!here>",
+                [
+                    Art(
+                        "苹果牵手阿里巴巴 <!here>",
+                        outlet="iyiou",
+                        url="https://www.iyiou.com/a/1",
+                        ingested_at=recent,
+                        body="亿欧2月11日消息，苹果公司已与阿里巴巴集团达成合作，双方将共同开发人工智能功能。",
+                    ),
+                    Art("苹果阿里组CP", outlet="qq", ingested_at=recent),
+                ],
+                headline=0,
+            )
+            await add_story(
+                store, "Stale story", [Art("Stale story", ingested_at=recent - timedelta(days=5))]
+            )
         finally:
             await store.close()
 
@@ -97,7 +115,9 @@ def test_examples_golden(tmp_path: Path) -> None:
     if not any(EXAMPLES.glob("*.md")):
         pytest.skip("examples/articles is empty")
     db_url = f"sqlite:///{tmp_path / 'ex.db'}"
-    cfg = _config(tmp_path, db_url, sources=f"sources:\n  - {{name: examples, type: folder, path: {EXAMPLES}}}")
+    cfg = _config(
+        tmp_path, db_url, sources=f"sources:\n  - {{name: examples, type: folder, path: {EXAMPLES}}}"
+    )
     ing = _cli(cfg, "ingest", "--json", cwd=ROOT)
     assert ing.returncode == 0, ing.stderr
     stories = json.loads(_cli(cfg, "stories", "--json", cwd=ROOT).stdout)

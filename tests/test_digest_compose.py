@@ -14,34 +14,69 @@ from bot.model import Filters
 from bot.store.tables import deliveries, subscriptions
 from tests.digest_helpers import NOW, Art, add_articles, add_story, add_subscription
 
-BODY_ZH = ("![](https://img.example/a.jpg)\n\n亿欧2月11日消息，据多家媒体报道称，**苹果公司已与阿里巴巴集团达成合作，"
-           "双方将共同为中国市场iPhone用户开发本地化人工智能功能。**\n\n据悉，此次合作旨在应对苹果在中国销售持续下滑的困境。")
+BODY_ZH = (
+    "![](https://img.example/a.jpg)\n\n亿欧2月11日消息，据多家媒体报道称，**苹果公司已与阿里巴巴集团达成合作，"
+    "双方将共同为中国市场iPhone用户开发本地化人工智能功能。**\n\n据悉，此次合作旨在应对苹果在中国销售持续下滑的困境。"
+)
 
 
 def _app(store, **digest) -> App:
     import yaml
 
-    text = yaml.safe_dump({"digest": digest, "timezone": "Asia/Shanghai"}) if digest else "timezone: Asia/Shanghai"
+    text = (
+        yaml.safe_dump({"digest": digest, "timezone": "Asia/Shanghai"})
+        if digest
+        else "timezone: Asia/Shanghai"
+    )
     return App(settings=load_settings(text=text), store=store)
 
 
 async def _three(store):
-    big, _ = await add_story(store, "苹果牵手阿里巴巴", [
-        Art("苹果牵手阿里巴巴", outlet="iyiou", body=BODY_ZH, url="https://www.iyiou.com/a/1",
-            summary="亿欧2月11日消息，据多家媒体报道称，苹果公司已与阿里巴巴集团达成合作，双方将共同为中国市场iPho..."),
-        Art("苹果阿里组CP", outlet="qq", url="https://new.qq.com/a/2"),
-        Art("蔡崇信透露阿里与苹果合作", outlet="qq", url="https://new.qq.com/a/3"),
-    ], headline=0)
-    small, _ = await add_story(store, "Apple patches zero-day", [
-        Art("Apple patches zero-day", outlet="BleepingComputer", lang="en", categories=["security"],
-            body="Apple has released emergency updates to fix a zero-day vulnerability. It was exploited in "
-                 "extremely sophisticated attacks. Updates are available now.", url="https://b.example/x",
-            published_at=NOW - timedelta(minutes=30)),
-    ])
-    old, _ = await add_story(store, "Old news", [
-        Art("Old news", outlet="x", lang="en", ingested_at=NOW - timedelta(days=3),
-            published_at=NOW - timedelta(days=3)),
-    ])
+    big, _ = await add_story(
+        store,
+        "苹果牵手阿里巴巴",
+        [
+            Art(
+                "苹果牵手阿里巴巴",
+                outlet="iyiou",
+                body=BODY_ZH,
+                url="https://www.iyiou.com/a/1",
+                summary="亿欧2月11日消息，据多家媒体报道称，苹果公司已与阿里巴巴集团达成合作，双方将共同为中国市场iPho...",
+            ),
+            Art("苹果阿里组CP", outlet="qq", url="https://new.qq.com/a/2"),
+            Art("蔡崇信透露阿里与苹果合作", outlet="qq", url="https://new.qq.com/a/3"),
+        ],
+        headline=0,
+    )
+    small, _ = await add_story(
+        store,
+        "Apple patches zero-day",
+        [
+            Art(
+                "Apple patches zero-day",
+                outlet="BleepingComputer",
+                lang="en",
+                categories=["security"],
+                body="Apple has released emergency updates to fix a zero-day vulnerability. "
+                "It was exploited in extremely sophisticated attacks. Updates are available now.",
+                url="https://b.example/x",
+                published_at=NOW - timedelta(minutes=30),
+            ),
+        ],
+    )
+    old, _ = await add_story(
+        store,
+        "Old news",
+        [
+            Art(
+                "Old news",
+                outlet="x",
+                lang="en",
+                ingested_at=NOW - timedelta(days=3),
+                published_at=NOW - timedelta(days=3),
+            ),
+        ],
+    )
     return big, small, old
 
 
@@ -50,7 +85,10 @@ async def test_window_ranking_and_entry(store) -> None:
     app = _app(store)
     sub = await add_subscription(store)
     d = await compose(app, sub, now=NOW)
-    assert [e.story_id for e in d.entries] == [big, small]  # two outlets before one; old is outside the window
+    assert [e.story_id for e in d.entries] == [
+        big,
+        small,
+    ]  # two outlets before one; old is outside the window
     e = d.entries[0]
     assert e.headline == "苹果牵手阿里巴巴"
     assert e.url == "https://www.iyiou.com/a/1"  # the story's headline article
@@ -95,16 +133,20 @@ async def test_delivered_not_again_and_updates(store) -> None:
         await record_delivered(conn, sub.id, d)
     async with store.connect() as conn:
         rows = {r.story_id: r.size for r in (await conn.execute(select(deliveries))).all()}
-        last = (await conn.execute(select(subscriptions.c.last_digest_at)
-                                   .where(subscriptions.c.id == sub.id))).scalar_one()
+        last = (
+            await conn.execute(select(subscriptions.c.last_digest_at).where(subscriptions.c.id == sub.id))
+        ).scalar_one()
     assert rows == {big: 3, small: 1}
     assert last == NOW
     # Same window again (e.g. a retry): nothing is delivered twice.
     assert (await compose(app, sub, now=NOW, window_start=NOW - timedelta(hours=24))).entries == []
     # The big story grows by 3 articles: off by default, an update when enabled.
     later = NOW + timedelta(hours=2)
-    await add_articles(store, big, [Art(f"more {i}", outlet=f"o{i}", ingested_at=later - timedelta(minutes=5))
-                                    for i in range(3)])
+    await add_articles(
+        store,
+        big,
+        [Art(f"more {i}", outlet=f"o{i}", ingested_at=later - timedelta(minutes=5)) for i in range(3)],
+    )
     sub.last_digest_at = NOW
     assert (await compose(app, sub, now=later)).entries == []
     app_u = _app(store, updates=True, update_growth=3)
@@ -116,24 +158,29 @@ async def test_delivered_not_again_and_updates(store) -> None:
     async with store.begin() as conn:
         await record_delivered(conn, sub.id, d2)
     async with store.connect() as conn:
-        size = (await conn.execute(select(deliveries.c.size).where(deliveries.c.story_id == big))).scalar_one()
+        size = (
+            await conn.execute(select(deliveries.c.size).where(deliveries.c.story_id == big))
+        ).scalar_one()
     assert size == 6
 
 
-@pytest.mark.parametrize(("flt", "expect"), [
-    (Filters(include=["苹果"]), {"big"}),
-    (Filters(include=["阿里"]), {"big"}),  # substring of 阿里巴巴 whatever jieba does
-    (Filters(include=["zero-day"]), {"small"}),
-    (Filters(include=["apple"]), {"small"}),  # case-insensitive, word-based
-    (Filters(include=["app"]), set()),  # English keywords match whole words, not prefixes
-    (Filters(exclude=["苹果"]), {"small"}),
-    (Filters(langs=["en"]), {"small"}),
-    (Filters(langs=["zh"]), {"big"}),
-    (Filters(categories=["Security"]), {"small"}),
-    (Filters(outlets=["亿欧"]), {"big"}),  # by display name
-    (Filters(outlets=["iyiou"]), {"big"}),  # or by the raw outlet
-    (Filters(exclude_outlets=["qq", "iyiou"]), {"small"}),
-])
+@pytest.mark.parametrize(
+    ("flt", "expect"),
+    [
+        (Filters(include=["苹果"]), {"big"}),
+        (Filters(include=["阿里"]), {"big"}),  # substring of 阿里巴巴 whatever jieba does
+        (Filters(include=["zero-day"]), {"small"}),
+        (Filters(include=["apple"]), {"small"}),  # case-insensitive, word-based
+        (Filters(include=["app"]), set()),  # English keywords match whole words, not prefixes
+        (Filters(exclude=["苹果"]), {"small"}),
+        (Filters(langs=["en"]), {"small"}),
+        (Filters(langs=["zh"]), {"big"}),
+        (Filters(categories=["Security"]), {"small"}),
+        (Filters(outlets=["亿欧"]), {"big"}),  # by display name
+        (Filters(outlets=["iyiou"]), {"big"}),  # or by the raw outlet
+        (Filters(exclude_outlets=["qq", "iyiou"]), {"small"}),
+    ],
+)
 async def test_filters(store, flt: Filters, expect: set[str]) -> None:
     big, small, _ = await _three(store)
     names = {big: "big", small: "small"}

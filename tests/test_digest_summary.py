@@ -36,7 +36,10 @@ def test_stub_summary_falls_back_to_body_lead() -> None:
     stub = "亿欧2月11日消息，据多家媒体报道称，苹果公司已与阿里巴巴集团达成合作，双方将共同为中国市场iPho..."
     assert not is_real_summary(stub, "苹果牵手阿里巴巴")
     s = summarize("苹果牵手阿里巴巴", stub, BODY, 120)
-    assert s == "亿欧2月11日消息，据多家媒体报道称，苹果公司已与阿里巴巴集团达成合作，双方将共同为中国市场iPhone用户开发本地化人工智能功能。"
+    assert s == (
+        "亿欧2月11日消息，据多家媒体报道称，苹果公司已与阿里巴巴集团达成合作，"
+        "双方将共同为中国市场iPhone用户开发本地化人工智能功能。"
+    )
 
 
 def test_two_sentences_when_they_fit() -> None:
@@ -62,8 +65,10 @@ def test_long_sentence_cut_at_clause_boundary() -> None:
 
 
 def test_english_cut_never_mid_word() -> None:
-    text = ("Apple and Alibaba will work together on AI features for iPhone users in China, according "
-            "to reports from several outlets on Tuesday.")
+    text = (
+        "Apple and Alibaba will work together on AI features for iPhone users in China, according "
+        "to reports from several outlets on Tuesday."
+    )
     out = shorten(text, 50)
     assert out == "Apple and Alibaba will work together on AI…"
     out = shorten(text, 100)
@@ -72,11 +77,18 @@ def test_english_cut_never_mid_word() -> None:
 
 def test_sentences() -> None:
     assert split_sentences("The U.S. Department said so. iOS 18.5 ships. 好的。“是吗？”他问。") == [
-        "The U.S. Department said so.", "iOS 18.5 ships.", "好的。", "“是吗？”", "他问。"]
+        "The U.S. Department said so.",
+        "iOS 18.5 ships.",
+        "好的。",
+        "“是吗？”",
+        "他问。",
+    ]
 
 
 def test_cjk_punctuation_restored_after_nfkc() -> None:
-    assert cjk_punctuation("消息,据多家媒体(记者 黄心怡)报道:好!") == "消息，据多家媒体（记者 黄心怡）报道：好！"
+    assert (
+        cjk_punctuation("消息,据多家媒体(记者 黄心怡)报道:好!") == "消息，据多家媒体（记者 黄心怡）报道：好！"
+    )
     assert cjk_punctuation("iOS 18.5, Apple (AAPL)") == "iOS 18.5, Apple (AAPL)"
 
 
@@ -95,10 +107,27 @@ def test_shorten_fits_and_is_a_prefix(text: str, width: int) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(max_size=80), st.text(max_size=200), st.lists(st.sampled_from(
-    ["**粗体**", "![img](http://x/y.png)", "### 标题", "[链接](http://a)", "正文内容很长很长很长很长很长很长很长很长很长。",
-     "A sentence in English that is long enough to count as prose here.", "\n\n", "*", "#"]), max_size=12),
-    st.integers(min_value=20, max_value=300))
+@given(
+    st.text(max_size=80),
+    st.text(max_size=200),
+    st.lists(
+        st.sampled_from(
+            [
+                "**粗体**",
+                "![img](http://x/y.png)",
+                "### 标题",
+                "[链接](http://a)",
+                "正文内容很长很长很长很长很长很长很长很长很长。",
+                "A sentence in English that is long enough to count as prose here.",
+                "\n\n",
+                "*",
+                "#",
+            ]
+        ),
+        max_size=12,
+    ),
+    st.integers(min_value=20, max_value=300),
+)
 def test_summary_never_leaves_markdown_debris(title: str, summary: str, parts: list[str], width: int) -> None:
     out = summarize(title, summary, "".join(parts), width)
     assert display_width(out) <= width

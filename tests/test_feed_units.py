@@ -314,3 +314,23 @@ def test_any_rss_item_becomes_an_article_or_a_clear_rejection(title: str, descri
         assert art.title == one_line(plain_text(title))
     assert art.external_id == (guid.strip() if guid and guid.strip() else f"sha256:{art.content_hash}")
     assert art.published_at == now and art.lang in ("zh-CN", "en")
+
+
+def test_rss_091_parsed() -> None:
+    doc = parse_feed(b'<?xml version="1.0" encoding="ISO-8859-1"?><rss version="0.91"><channel>'
+                     b"<title>Oldies</title><link>https://o.example.com/</link><language>en</language>"
+                     b"<item><title>Caf\xe9 opens</title><link>https://o.example.com/1</link>"
+                     b"<description>A &lt;b&gt;new&lt;/b&gt; caf\xe9.</description></item>"
+                     b"</channel></rss>", "")
+    assert doc.kind.startswith("rss09") and doc.title == "Oldies" and doc.lang == "en"
+    src = FeedSource(FeedSourceConfig(type="feed", name="t", url="https://o.example.com/rss"), Settings())
+    art = src._article(doc.entries[0], doc, "https://o.example.com/rss", "Oldies", datetime.now(UTC))
+    assert art.title == "Café opens" and art.body == "A new café."
+    assert art.external_id == "https://o.example.com/1"
+
+
+def test_feed_served_as_text_html_is_still_a_feed() -> None:
+    """Misconfigured servers send RSS as text/html; the document decides, not the header."""
+    rss = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item><title>x</title>'
+    doc = parse_feed(rss + b"<guid>1</guid></item></channel></rss>", "text/html; charset=utf-8")
+    assert doc.kind == "rss20" and doc.entries[0].title == "x"

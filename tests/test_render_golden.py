@@ -32,29 +32,61 @@ def fixed_digest(locale: str) -> Digest:
     tz = "Asia/Shanghai"
     o = [outlet_name(locale, x) for x in ("iyiou", "qq")]
     entries = [
-        DigestEntry(story_id=1, headline="苹果牵手阿里巴巴，中美两大全球科技巨头或将深度捆绑",
-                    summary="亿欧2月11日消息，据多家媒体报道称，苹果公司已与阿里巴巴集团达成合作，"
-                            "双方将共同为中国市场iPhone用户开发本地化人工智能功能。",
-                    outlets=[o[1], o[0], "36氪"], outlet_count=6, time=datetime(2025, 2, 13, 10, 26, tzinfo=UTC),
-                    url="https://www.iyiou.com/analysis/202502121089991?from=a&to=b"),
-        DigestEntry(story_id=2, headline="Apple fixes <b>zero-day</b> & warns <!channel> users",
-                    summary="Apple released emergency updates for a flaw \"exploited in an extremely "
-                            "sophisticated attack\" — update now.",
-                    outlets=["BleepingComputer", "The Record"], outlet_count=2,
-                    time=datetime(2025, 2, 11, 2, 0, tzinfo=UTC), url="https://example.com/apple?q=1&r=<2>"),
-        DigestEntry(story_id=3, headline="蔡崇信透露阿里与苹果合作 🍎", summary="", outlets=[o[1]], outlet_count=1,
-                    time=datetime(2025, 2, 13, 18, 26, tzinfo=UTC), url=None, is_update=True),
+        DigestEntry(
+            story_id=1,
+            headline="苹果牵手阿里巴巴，中美两大全球科技巨头或将深度捆绑",
+            summary="亿欧2月11日消息，据多家媒体报道称，苹果公司已与阿里巴巴集团达成合作，"
+            "双方将共同为中国市场iPhone用户开发本地化人工智能功能。",
+            outlets=[o[1], o[0], "36氪"],
+            outlet_count=6,
+            time=datetime(2025, 2, 13, 10, 26, tzinfo=UTC),
+            url="https://www.iyiou.com/analysis/202502121089991?from=a&to=b",
+        ),
+        DigestEntry(
+            story_id=2,
+            headline="Apple fixes <b>zero-day</b> & warns <!channel> users",
+            summary='Apple released emergency updates for a flaw "exploited in an extremely '
+            'sophisticated attack" — update now.',
+            outlets=["BleepingComputer", "The Record"],
+            outlet_count=2,
+            time=datetime(2025, 2, 11, 2, 0, tzinfo=UTC),
+            url="https://example.com/apple?q=1&r=<2>",
+        ),
+        DigestEntry(
+            story_id=3,
+            headline="蔡崇信透露阿里与苹果合作 🍎",
+            summary="",
+            outlets=[o[1]],
+            outlet_count=1,
+            time=datetime(2025, 2, 13, 18, 26, tzinfo=UTC),
+            url=None,
+            is_update=True,
+        ),
     ]
-    return Digest(locale=locale, timezone=tz, generated_at=GENERATED, entries=entries,
-                  heading=heading(locale, GENERATED, zone(tz)), subscription_id=7)
+    return Digest(
+        locale=locale,
+        timezone=tz,
+        generated_at=GENERATED,
+        entries=entries,
+        heading=heading(locale, GENERATED, zone(tz)),
+        subscription_id=7,
+    )
 
 
 def fixed_reply() -> Reply:
-    return Reply(text="找到 2 条结果 <苹果>", items=[
-        ResultItem(title="苹果牵手阿里巴巴", url="https://www.iyiou.com/a?x=1&y=2", detail="亿欧、腾讯新闻 · 2月12日",
-                   snippet="苹果公司已与阿里巴巴集团达成合作"),
-        ResultItem(title="<@U123> ping", detail="x"),
-    ], buttons=[Button("下一页 ›", "more", "苹果:5"), Button("Close", "close")])
+    return Reply(
+        text="找到 2 条结果 <苹果>",
+        items=[
+            ResultItem(
+                title="苹果牵手阿里巴巴",
+                url="https://www.iyiou.com/a?x=1&y=2",
+                detail="亿欧、腾讯新闻 · 2月12日",
+                snippet="苹果公司已与阿里巴巴集团达成合作",
+            ),
+            ResultItem(title="<@U123> ping", detail="x"),
+        ],
+        buttons=[Button("下一页 ›", "more", "苹果:5"), Button("Close", "close")],
+    )
 
 
 RENDERERS: dict[str, Any] = {
@@ -105,8 +137,14 @@ def test_golden_payloads_are_valid(locale: str) -> None:
 
 def test_reply_markup() -> None:
     tg = telegram_render(fixed_reply())[-1]
-    assert tg["reply_markup"] == {"inline_keyboard": [[{"text": "下一页 ›", "callback_data": "more:苹果:5"},
-                                                       {"text": "Close", "callback_data": "close"}]]}
+    assert tg["reply_markup"] == {
+        "inline_keyboard": [
+            [
+                {"text": "下一页 ›", "callback_data": "more:苹果:5"},
+                {"text": "Close", "callback_data": "close"},
+            ]
+        ]
+    }
     sl = slack_render(fixed_reply())[-1]["blocks"][-1]
     assert sl["type"] == "actions"
     assert [(e["action_id"], e.get("value")) for e in sl["elements"]] == [("more", "苹果:5"), ("close", None)]

@@ -21,18 +21,62 @@ from bot.text.width import utf16_len
 from tests.fakes.slack import validate_blocks
 from tests.fakes.telegram_html import parse_telegram_html, visible_length
 
-SPECIALS = ["<b>", "</b>", "<a href='x'>", "</a>", "&amp;", "&", "<", ">", "&lt;", "&#x27;", "&#0;", "<!channel>",
-            "<!here>", "<!everyone>", "<@U123ABC>", "<#C123|general>", "<!subteam^S1|team>",
-            "<https://evil.example|click me>", "@here", "@channel", "**bold**", "![img](http://x/y.png)",
-            "### ", "`code`", "*", "_", "~", "|", "😀", "👨‍👩‍👧", "𠀀", "🇨🇳", "\n", "\u200b", "\x00", "\x1b", "苹果",
-            "阿里巴巴。", "Apple. ", "，"]
+SPECIALS = [
+    "<b>",
+    "</b>",
+    "<a href='x'>",
+    "</a>",
+    "&amp;",
+    "&",
+    "<",
+    ">",
+    "&lt;",
+    "&#x27;",
+    "&#0;",
+    "<!channel>",
+    "<!here>",
+    "<!everyone>",
+    "<@U123ABC>",
+    "<#C123|general>",
+    "<!subteam^S1|team>",
+    "<https://evil.example|click me>",
+    "@here",
+    "@channel",
+    "**bold**",
+    "![img](http://x/y.png)",
+    "### ",
+    "`code`",
+    "*",
+    "_",
+    "~",
+    "|",
+    "😀",
+    "👨‍👩‍👧",
+    "𠀀",
+    "🇨🇳",
+    "\n",
+    "\u200b",
+    "\x00",
+    "\x1b",
+    "苹果",
+    "阿里巴巴。",
+    "Apple. ",
+    "，",
+]
 MARK = re.compile(r"⟦(\d+)⟧")
 
 _chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="⟦⟧")
-article_text = st.lists(st.one_of(st.text(_chars, max_size=10), st.sampled_from(SPECIALS)), max_size=15).map("".join)
+article_text = st.lists(st.one_of(st.text(_chars, max_size=10), st.sampled_from(SPECIALS)), max_size=15).map(
+    "".join
+)
 long_text = st.one_of(article_text, st.tuples(article_text, st.integers(1, 200)).map(lambda t: t[0] * t[1]))
-urls = st.one_of(st.none(), st.sampled_from(["https://example.com/a?x=1&y=<2>", "http://a.b/c|d", "javascript:x",
-                                             "https://e.com/" + "x" * 3000]), article_text)
+urls = st.one_of(
+    st.none(),
+    st.sampled_from(
+        ["https://example.com/a?x=1&y=<2>", "http://a.b/c|d", "javascript:x", "https://e.com/" + "x" * 3000]
+    ),
+    article_text,
+)
 
 
 @st.composite
@@ -40,22 +84,34 @@ def digests(draw: st.DrawFn) -> Digest:
     n = draw(st.integers(0, 30))
     entries = []
     for i in range(n):
-        entries.append(DigestEntry(
-            story_id=i + 1, headline=f"⟦{i}⟧ " + draw(st.one_of(article_text, long_text)),
-            summary=draw(long_text), outlets=draw(st.lists(article_text, max_size=4)),
-            outlet_count=draw(st.integers(0, 50)),
-            time=datetime(2025, 2, 1, tzinfo=UTC) + timedelta(minutes=draw(st.integers(0, 100000))),
-            url=draw(urls), is_update=draw(st.booleans())))
-    return Digest(locale=draw(st.sampled_from(["zh-CN", "en"])), timezone="Asia/Shanghai",
-                  generated_at=datetime(2025, 2, 14, tzinfo=UTC), entries=entries, heading=draw(article_text))
+        entries.append(
+            DigestEntry(
+                story_id=i + 1,
+                headline=f"⟦{i}⟧ " + draw(st.one_of(article_text, long_text)),
+                summary=draw(long_text),
+                outlets=draw(st.lists(article_text, max_size=4)),
+                outlet_count=draw(st.integers(0, 50)),
+                time=datetime(2025, 2, 1, tzinfo=UTC) + timedelta(minutes=draw(st.integers(0, 100000))),
+                url=draw(urls),
+                is_update=draw(st.booleans()),
+            )
+        )
+    return Digest(
+        locale=draw(st.sampled_from(["zh-CN", "en"])),
+        timezone="Asia/Shanghai",
+        generated_at=datetime(2025, 2, 14, tzinfo=UTC),
+        entries=entries,
+        heading=draw(article_text),
+    )
 
 
 def _marks(text: str) -> list[int]:
     return [int(m) for m in MARK.findall(text)]
 
 
-PROPS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                        HealthCheck.data_too_large])
+PROPS = settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 
 @PROPS
@@ -107,11 +163,19 @@ def test_console_is_plain_text(d: Digest) -> None:
 
 
 replies = st.builds(
-    Reply, text=long_text,
-    items=st.lists(st.builds(ResultItem, title=article_text, url=urls, detail=article_text, snippet=long_text),
-                   max_size=30),
-    buttons=st.lists(st.builds(Button, label=article_text, action=st.sampled_from(["more", "page", "x" * 80]),
-                               value=article_text), max_size=8))
+    Reply,
+    text=long_text,
+    items=st.lists(
+        st.builds(ResultItem, title=article_text, url=urls, detail=article_text, snippet=long_text),
+        max_size=30,
+    ),
+    buttons=st.lists(
+        st.builds(
+            Button, label=article_text, action=st.sampled_from(["more", "page", "x" * 80]), value=article_text
+        ),
+        max_size=8,
+    ),
+)
 
 
 @settings(PROPS, max_examples=50)
@@ -131,5 +195,6 @@ def test_replies_valid_on_both_platforms(r: Reply) -> None:
 def test_live_mention_checker_catches_raw_sequences() -> None:
     assert live_mentions("hi <!channel> and <@U1>") == ["<!channel>", "<@U1>"]
     assert live_mentions("<https://a.b/c|label> &lt;!here&gt;") == []
-    assert slack_check({"text": "x", "blocks": [{"type": "section", "text": {"type": "mrkdwn",
-                                                                              "text": "<!here>"}}]})
+    assert slack_check(
+        {"text": "x", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "<!here>"}}]}
+    )

@@ -139,6 +139,41 @@ async def test_reindex_on_update_and_delete(store, corpus):
     assert keys(await search(store, "苹果 source:solidot"), corpus) == ["ali3"]
 
 
+async def test_collapsing_follows_story_changes_made_after_indexing(store, corpus):
+    # The story engine may move or merge articles later (recluster): no re-index is needed.
+    assert len((await search(store, "apple")).items) == 1
+    async with store.begin() as conn:
+        await conn.execute(update(T.articles).where(T.articles.c.id == corpus["zd2"].id).values(story_id=None))
+    res = await search(store, "apple")
+    assert sorted(keys(res, corpus)) == ["zd1", "zd2"] and res.total == 2
+    async with store.begin() as conn:
+        await conn.execute(update(T.articles).where(T.articles.c.id == corpus["zd2"].id)
+                           .values(story_id=corpus["ali1"].story_id))
+        await conn.execute(delete(T.stories).where(T.stories.c.id == corpus["zd1"].story_id))  # SET NULL
+    res = await search(store, "apple")
+    assert sorted(keys(res, corpus)) == ["zd1", "zd2"]
+    hit = next(h for h in res.items if h.article_id == corpus["zd2"].id)
+    assert hit.story_id == corpus["ali1"].story_id and hit.outlet_count == 4
+    assert next(h for h in res.items if h.article_id == corpus["zd1"].id).story_id is None
+
+
+async def test_broad_queries_rank_a_window_and_estimate_the_total(store, monkeypatch):
+    from bot.search import engine
+
+    docs = [Doc(f"n{i}", f"Nebula note {i}", "nebula " * (1 + i % 3), "N", age_days=i) for i in range(30)]
+    arts = await add_docs(store, docs)
+    exact = await search(store, "nebula", limit=5)
+    assert exact.total == 30 and exact.total_exact and exact.has_more
+    monkeypatch.setattr(engine, "WINDOW", 10)
+    res = await search(store, "nebula", limit=5)
+    assert not res.total_exact and res.total == 30 and res.pageable == 10
+    page = await search(store, "nebula", limit=5, offset=5)
+    assert len(page.items) == 5 and not page.has_more  # paging ends with the window
+    last_ingested = {arts[f"n{i}"].id for i in range(20, 30)}
+    assert {h.article_id for h in res.items + page.items} == last_ingested  # the window: newest ids
+    assert "about 30 stories" in res.render_text()
+
+
 async def test_empty_and_punctuation_queries(store, corpus):
     for q in ["", "   ", "\u3000\t\n"]:
         with pytest.raises(QueryError):

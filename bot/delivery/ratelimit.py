@@ -21,15 +21,31 @@ Clock = Callable[[], float]
 GROUP_TYPES = frozenset({"group", "supergroup", "channel"})
 
 
+class Slot:
+    """One counted send: when it started and, once the request returned, when it ended."""
+
+    __slots__ = ("end", "start")
+
+    def __init__(self, start: float):
+        self.start = start
+        self.end: float | None = None
+
+
 class Window:
-    """Sliding-window limiter with even spacing and a pause (``retry_after``)."""
+    """Sliding-window limiter with even spacing and a pause (``retry_after``).
+
+    The platform counts *arrivals*; an arrival lies between our send's start and the end of
+    its request. So the count in the window keeps a send until ``end + window`` (a send in
+    flight stays counted), which holds however long the client library took to put the
+    request on the wire, while the spacing between starts keeps the pace even.
+    """
 
     def __init__(self, n: int, window: float, *, margin: float = 0.0, clock: Clock = time.monotonic):
         self.n = max(1, int(n))
         self.window = window + margin
         self.spacing = self.window / self.n
         self.clock = clock
-        self.sent: deque[float] = deque()
+        self.sent: deque[Slot] = deque()
         self.paused_until = 0.0
         self._lock = asyncio.Lock()
         self.last_used = 0.0
@@ -40,19 +56,26 @@ class Window:
     def delay(self, now: float | None = None) -> float:
         """Seconds until a send is allowed (0 when it is allowed now)."""
         now = self.clock() if now is None else now
-        while self.sent and self.sent[0] <= now - self.window:
+        while self.sent and self.sent[0].end is not None and self.sent[0].end <= now - self.window:
             self.sent.popleft()
         wait = self.paused_until - now
         if self.sent:
-            wait = max(wait, self.sent[-1] + self.spacing - now)
+            wait = max(wait, self.sent[-1].start + self.spacing - now)
             if len(self.sent) >= self.n:
-                wait = max(wait, self.sent[0] + self.window - now)
+                oldest = self.sent[0].end
+                # Still in flight: it cannot expire before it ends; look again shortly.
+                wait = max(wait, oldest + self.window - now if oldest is not None else 0.01)
         return max(0.0, wait)
 
-    def record(self, now: float | None = None) -> None:
-        now = self.clock() if now is None else now
-        self.sent.append(now)
-        self.last_used = now
+    def record(self, now: float | None = None) -> Slot:
+        slot = Slot(self.clock() if now is None else now)
+        self.sent.append(slot)
+        self.last_used = slot.start
+        return slot
+
+    def done(self, slot: Slot, now: float | None = None) -> None:
+        slot.end = self.clock() if now is None else now
+        self.last_used = slot.end
 
     async def ready(self) -> None:
         """Wait until a send would be allowed, without counting one."""
@@ -62,15 +85,28 @@ class Window:
                 return
             await asyncio.sleep(wait)
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> Slot:
         # The lock makes waiters go one at a time, in arrival order (asyncio.Lock is FIFO).
         async with self._lock:
             while True:
                 wait = self.delay()
                 if wait <= 0:
-                    self.record()
-                    return
+                    return self.record()
                 await asyncio.sleep(wait)
+
+
+class Permit:
+    """The slots one send took; ``done()`` when its request has returned (or failed)."""
+
+    __slots__ = ("slots",)
+
+    def __init__(self, slots: list[tuple[Window, Slot]]):
+        self.slots = slots
+
+    def done(self) -> None:
+        for w, slot in self.slots:
+            if slot.end is None:
+                w.done(slot)
 
 
 def _shape(rate: float, per: float) -> tuple[int, float]:
@@ -89,7 +125,7 @@ class Limits:
     adapters without an entry are not limited (the console).
     """
 
-    def __init__(self, limits: dict[str, Any], *, margin: float = 0.03, clock: Clock = time.monotonic):
+    def __init__(self, limits: dict[str, Any], *, margin: float = 0.02, clock: Clock = time.monotonic):
         self.limits = limits
         self.margin = margin
         self.clock = clock
@@ -130,26 +166,30 @@ class Limits:
             if w.last_used < now - w.window and w.paused_until < now:
                 del self.chats[key]
 
-    async def acquire(self, adapter: str, chat_id: str, chat_type: str) -> None:
+    async def acquire(self, adapter: str, chat_id: str, chat_type: str) -> Permit:
         """Wait until both the chat and the bot may send, then count the send for both.
 
         The chat's turn is only *checked* before queueing for the bot and *recorded* after,
         so time spent waiting for the bot (or a bot-wide pause) never shortens the gap the
-        chat sees between two of its messages. Callers send one message per chat at a time.
+        chat sees between two of its messages. Callers send one message per chat at a time
+        and call ``done()`` on the permit when the request has returned.
         """
         chat = self.chat(adapter, chat_id, chat_type)
         bot = self.bot(adapter)
         while True:
             if chat is not None:
                 await chat.ready()
+            slots: list[tuple[Window, Slot]] = []
             if bot is not None:
-                await bot.acquire()
+                slots.append((bot, await bot.acquire()))
             if chat is None:
-                return
+                return Permit(slots)
             if chat.delay() <= 0:
-                chat.record()
-                return
+                slots.append((chat, chat.record()))
+                return Permit(slots)
             # The chat was paused while we queued for the bot: that bot slot goes unused.
+            for w, slot in slots:
+                w.done(slot)
 
     def pause_chat(self, adapter: str, chat_id: str, chat_type: str, seconds: float) -> None:
         w = self.chat(adapter, chat_id, chat_type)

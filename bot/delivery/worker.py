@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import outbox
 from bot.adapters.base import SendError
-from bot.delivery.ratelimit import Limits
+from bot.delivery.ratelimit import Limits, Permit
 from bot.outbox import Row, utcnow
 
 if TYPE_CHECKING:
@@ -179,15 +179,18 @@ class DeliveryWorker:
             async with entry[0]:
                 if not await self._keep_claim(row, RENEW_BELOW):
                     return
-                await self.limits.acquire(row.adapter, row.chat_id, row.chat_type)
-                # Renewing here would put a database write between the slot and the send;
-                # only a long wait (a bot-wide pause) makes it necessary.
-                if self._stopping or not await self._keep_claim(row, 2.0):
-                    return
-                task = asyncio.current_task()
-                if task is not None:
-                    self._sending.add(task)
-                await self._send(row)
+                permit = await self.limits.acquire(row.adapter, row.chat_id, row.chat_type)
+                try:
+                    # Renewing here would put a database write between the slot and the send;
+                    # only a long wait (a bot-wide pause) makes it necessary.
+                    if self._stopping or not await self._keep_claim(row, 2.0):
+                        return
+                    task = asyncio.current_task()
+                    if task is not None:
+                        self._sending.add(task)
+                    await self._send(row, permit)
+                finally:
+                    permit.done()
         finally:
             entry[1] -= 1
             if entry[1] == 0:
@@ -202,10 +205,13 @@ class DeliveryWorker:
         log.info("outbox #%d was taken over by another process; not sending it", row.id)
         return False
 
-    async def _send(self, row: Row) -> None:
+    async def _send(self, row: Row, permit: Permit) -> None:
         try:
             adapter = self.app.adapter(row.adapter)
-            message_id = await adapter.send(row.chat_id, row.payload)
+            try:
+                message_id = await adapter.send(row.chat_id, row.payload)
+            finally:
+                permit.done()  # the request is over: the platform has counted it, or never will
         except SendError as exc:
             self._metric("send_failures", row.adapter, exc.kind)
             await self._failed(row, exc)

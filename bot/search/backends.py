@@ -1,8 +1,10 @@
 """The two index implementations behind one interface: SQLite FTS5 and PostgreSQL full-text.
 
 Both index the same pre-segmented tokens (bot.search.tokens) and build their query syntax from
-parsed clauses, quoting every token. Each returns a "hits" SELECT (id, k, score) that
-bot.search.engine ranks and collapses to one row per story (k).
+parsed clauses, quoting every token. Ranking runs over the newest matches only (a window of
+article ids, newest first): relevance is computed for at most that many rows, which keeps a
+broad query on a large archive as fast as a narrow one, and recency counts anyway.
+Rows are collapsed to one per story key k (story id, or minus the article id).
 """
 
 from __future__ import annotations
@@ -36,7 +38,14 @@ class Backend(Protocol):
 
     async def delete(self, conn: AsyncConnection, ids: list[int]) -> None: ...
 
-    def hits(self, pq: ParsedQuery, now_epoch: float) -> tuple[str, dict[str, Any]]: ...
+    def ranked(self, pq: ParsedQuery, now_epoch: float) -> tuple[str, dict[str, Any]]:
+        """SQL over the newest :window matches giving one row per story (id, k, score, groups, hits),
+        best first, with :limit / :offset; ``groups`` and ``hits`` count the whole window."""
+        ...
+
+    def count(self, pq: ParsedQuery) -> tuple[str, dict[str, Any]]:
+        """SQL counting every matching article (cheap: no ranking)."""
+        ...
 
 
 def backend_for(dialect: str) -> Backend:
@@ -93,18 +102,28 @@ class SqliteBackend:
                 "INSERT INTO search_fts(rowid, title, body, outlet) VALUES (?, ?, ?, ?)", rows
             )
 
-    def hits(self, pq: ParsedQuery, now_epoch: float) -> tuple[str, dict[str, Any]]:
+    def ranked(self, pq: ParsedQuery, now_epoch: float) -> tuple[str, dict[str, Any]]:
         # bm25() is negative (smaller is better); the outlet column never adds to relevance.
         rel = f"-bm25(search_fts, {TITLE_WEIGHT}, 1.0, 0.0)" if pq.include else "0.0"
         base = "0.0" if pq.include else "1.0"
-        sql = (
-            "SELECT a.id AS id, COALESCE(a.story_id, -a.id) AS k, "
-            f"({base} + {rel}) * (1.0 + {RECENCY_BOOST} / (1.0 + "
-            f"MAX(0.0, :now - julianday(a.published_at)) / {RECENCY_HALF_DAYS})) AS score "
-            "FROM search_fts JOIN articles a ON a.id = search_fts.rowid "
-            "WHERE search_fts MATCH :match"
-        )
+        boost = f"(1.0 + {RECENCY_BOOST} / (1.0 + MAX(0.0, :now - s.day) / {RECENCY_HALF_DAYS}))"
+        sql = f"""
+WITH m AS (
+  SELECT rowid AS id, {rel} AS rel FROM search_fts WHERE search_fts MATCH :match
+  ORDER BY rowid DESC LIMIT :window
+),
+hits AS (
+  SELECT m.id AS id, s.k AS k, ({base} + m.rel) * {boost} AS score
+  FROM m JOIN search_meta s ON s.article_id = m.id
+)
+SELECT id, k, MAX(score) AS score, COUNT(*) OVER () AS groups, SUM(COUNT(*)) OVER () AS hits
+FROM hits GROUP BY k ORDER BY score DESC, k DESC LIMIT :limit OFFSET :offset
+"""
+        # SQLite returns the bare column id from the row holding MAX(score): the story's best article.
         return sql, {"match": fts_match(pq), "now": now_epoch / 86400.0 + 2440587.5}
+
+    def count(self, pq: ParsedQuery) -> tuple[str, dict[str, Any]]:
+        return "SELECT COUNT(*) FROM search_fts WHERE search_fts MATCH :match", {"match": fts_match(pq)}
 
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -180,8 +199,8 @@ class PostgresBackend:
             rows,
         )
 
-    def hits(self, pq: ParsedQuery, now_epoch: float) -> tuple[str, dict[str, Any]]:
-        params: dict[str, Any] = {"now": now_epoch}
+    def _where(self, pq: ParsedQuery) -> tuple[list[str], dict[str, Any]]:
+        params: dict[str, Any] = {}
         where = []
         tq = tsquery_text(pq)
         if tq is not None:
@@ -193,16 +212,32 @@ class PostgresBackend:
         if pq.exclude_sources:
             params["xsrc"] = _pg_any(pq.exclude_sources)
             where.append("NOT (s.outlet_tsv @@ CAST(:xsrc AS tsquery))")
+        return where, params
+
+    def ranked(self, pq: ParsedQuery, now_epoch: float) -> tuple[str, dict[str, Any]]:
+        where, params = self._where(pq)
+        params["now"] = now_epoch
         d = 1.0 / TITLE_WEIGHT
         weights = f"'{{{d}, {d}, {d}, 1.0}}'::float4[]"  # {D, C, B, A}: body D, title A
-        rel = f"ts_rank_cd({weights}, s.tsv, CAST(:q AS tsquery), 1)" if pq.include else "0.0"
+        rel = f"ts_rank_cd({weights}, m.tsv, CAST(:q AS tsquery), 1)" if pq.include else "0.0"
         base = "0.0" if pq.include else "1.0"
-        sql = (
-            "SELECT a.id AS id, COALESCE(a.story_id, -a.id) AS k, "
-            f"({base} + {rel}) * (1.0 + {RECENCY_BOOST} / (1.0 + "
-            f"GREATEST(0.0, CAST(:now AS float8) - EXTRACT(EPOCH FROM a.published_at)) / 86400.0 "
-            f"/ {RECENCY_HALF_DAYS})) AS score "
-            "FROM search_index s JOIN articles a ON a.id = s.article_id "
-            "WHERE " + " AND ".join(where)
-        )
+        age_days = "GREATEST(0.0, CAST(:now AS float8) - EXTRACT(EPOCH FROM a.published_at)) / 86400.0"
+        sql = f"""
+WITH m AS (
+  SELECT s.article_id AS id, s.tsv FROM search_index s WHERE {" AND ".join(where)}
+  ORDER BY s.article_id DESC LIMIT :window
+),
+hits AS (
+  SELECT m.id AS id, COALESCE(a.story_id, -a.id) AS k,
+         ({base} + {rel}) * (1.0 + {RECENCY_BOOST} / (1.0 + {age_days} / {RECENCY_HALF_DAYS})) AS score
+  FROM m JOIN articles a ON a.id = m.id
+),
+best AS (SELECT DISTINCT ON (k) id, k, score FROM hits ORDER BY k, score DESC, id DESC)
+SELECT id, k, score, COUNT(*) OVER () AS groups, (SELECT COUNT(*) FROM hits) AS hits
+FROM best ORDER BY score DESC, k DESC LIMIT :limit OFFSET :offset
+"""
         return sql, params
+
+    def count(self, pq: ParsedQuery) -> tuple[str, dict[str, Any]]:
+        where, params = self._where(pq)
+        return f"SELECT COUNT(*) FROM search_index s WHERE {' AND '.join(where)}", params

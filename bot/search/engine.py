@@ -78,14 +78,8 @@ async def rebuild_index(store: Any, *, batch: int = 2000) -> int:
         last = rows[-1].id
 
 
-_RANKED = """
-WITH hits AS ({hits}),
-ranked AS (
-  SELECT id, k, score, ROW_NUMBER() OVER (PARTITION BY k ORDER BY score DESC, id DESC) AS rn FROM hits
-)
-SELECT id, k, score, COUNT(*) OVER () AS total FROM ranked WHERE rn = 1
-ORDER BY score DESC, k DESC LIMIT :limit OFFSET :offset
-"""
+# Relevance is computed for at most this many matches (the newest); see bot.search.backends.
+WINDOW = 2000
 
 
 async def search(
@@ -104,15 +98,30 @@ async def search(
 
 
 async def _run(conn: AsyncConnection, pq: ParsedQuery, res: SearchResults) -> None:
-    hits_sql, params = backend_for(conn.dialect.name).hits(pq, time.time())
-    params.update(limit=res.limit, offset=res.offset)
-    rows = (await conn.execute(text(_RANKED.format(hits=hits_sql)), params)).all()
-    if not rows:
-        if res.offset:
-            count_sql = f"SELECT COUNT(DISTINCT k) FROM ({hits_sql}) AS h"
-            res.total = int((await conn.execute(text(count_sql), params)).scalar() or 0)
+    backend = backend_for(conn.dialect.name)
+    sql, params = backend.ranked(pq, time.time())
+    params.update(limit=res.limit, offset=res.offset, window=WINDOW)
+    rows = (await conn.execute(text(sql), params)).all()
+    if not rows and res.offset:
+        # Past the last page: still say how many there are.
+        params.update(limit=1, offset=0)
+        first = (await conn.execute(text(sql), params)).all()
+        groups, hits = (int(first[0].groups), int(first[0].hits)) if first else (0, 0)
+    elif rows:
+        groups, hits = int(rows[0].groups), int(rows[0].hits)
+    else:
         return
-    res.total = int(rows[0].total)
+    res.total = groups
+    if hits >= WINDOW:
+        # More matches than were ranked: estimate the stories among all of them.
+        count_sql, count_params = backend.count(pq)
+        matches = int((await conn.execute(text(count_sql), count_params)).scalar() or 0)
+        if matches > hits:
+            res.total = max(groups, round(groups * matches / hits))
+            res.total_exact = False
+            res.pageable = groups
+    if not rows:
+        return
     ids = [int(r.id) for r in rows]
     a = T.articles.c
     arts = {

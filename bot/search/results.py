@@ -49,13 +49,16 @@ class SearchResults:
     query: str
     items: list[SearchHit] = field(default_factory=list)
     total: int = 0  # stories matching, all pages
+    total_exact: bool = True  # False: estimated (more matches than the ranking window)
     offset: int = 0
     limit: int = 10
     truncated: bool = False  # the query was cut to max_chars
+    pageable: int | None = None  # stories reachable by paging, when fewer than an estimated total
 
     @property
     def has_more(self) -> bool:
-        return self.offset + len(self.items) < self.total
+        reachable = self.total if self.pageable is None else self.pageable
+        return self.offset + len(self.items) < reachable
 
     @property
     def next_offset(self) -> int | None:
@@ -65,6 +68,7 @@ class SearchResults:
         return {
             "query": self.query,
             "total": self.total,
+            "total_exact": self.total_exact,
             "offset": self.offset,
             "limit": self.limit,
             "has_more": self.has_more,
@@ -75,7 +79,8 @@ class SearchResults:
     def render_text(self, locale: str = "en") -> str:
         if not self.items:
             return t(locale, "search.no_results", query=self.query)
-        lines = [t(locale, "search.header", query=self.query, total=self.total)]
+        key = "search.header" if self.total_exact else "search.header_about"
+        lines = [t(locale, key, query=self.query, total=self.total)]
         for n, h in enumerate(self.items, start=self.offset + 1):
             lines.append(f"{n}. {h.title}")
             lines.append(f"   {outlets_line(h, locale)} · {h.published_at:%Y-%m-%d}")
@@ -84,7 +89,8 @@ class SearchResults:
             if h.url:
                 lines.append(f"   {h.url}")
         if self.has_more:
-            lines.append(t(locale, "search.more", next=self.offset + len(self.items) + 1, total=self.total))
+            last = self.total if self.pageable is None else self.pageable
+            lines.append(t(locale, "search.more", next=self.offset + len(self.items) + 1, total=last))
         return "\n".join(lines)
 
     def result_items(self, locale: str = "zh-CN") -> list[ResultItem]:

@@ -121,7 +121,7 @@ class FeedSource:
         log.warning("feed %s (%s): %s", self.name, self.url, reason)
         result.error = reason
         result.rejections.append(Rejection(where=self.url, reason=reason))
-        # Keep the old validators: a failed pass must not make the next one refetch needlessly.
+        # The validators stay those of the last good fetch, so the next pass asks conditionally again.
         return result
 
     async def _get(self, state: SourceState) -> Fetched:

@@ -405,12 +405,12 @@ class FolderSource:
     kind = "folder"
 
     def __init__(self, config: FolderSourceConfig, settings: Settings, client: Any = None, *,
-                 pool_threshold: int = POOL_THRESHOLD):
+                 pool_threshold: int | None = None):
         self.config = config
         self.name = config.name
         self.root = settings.resolve_path(config.path)
         self.timezone = settings.source_timezone(config)
-        self.pool_threshold = pool_threshold
+        self.pool_threshold = POOL_THRESHOLD if pool_threshold is None else pool_threshold
 
     @property
     def location(self) -> str:

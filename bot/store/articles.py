@@ -138,11 +138,18 @@ async def upsert_articles(conn: AsyncConnection, source_id: int, batch: Sequence
         statuses.append(UPDATED)
 
     if inserts:
-        stmt = insert(articles).returning(articles.c.id, sort_by_parameter_order=True)
-        res = await conn.execute(stmt, [values for values, _ in inserts])
-        for (_, arts), (new_id,) in zip(inserts, res.all(), strict=True):
+        # One executemany, then the ids by key: INSERT … RETURNING in parameter order would make
+        # SQLAlchemy send the rows one at a time on SQLite.
+        await conn.execute(insert(articles), [values for values, _ in inserts])
+        keys = [values["external_id"] for values, _ in inserts]
+        new_ids: dict[str, int] = {}
+        for i in range(0, len(keys), _CHUNK):
+            res = await conn.execute(select(articles.c.id, articles.c.external_id).where(
+                articles.c.source_id == source_id, articles.c.external_id.in_(keys[i:i + _CHUNK])))
+            new_ids.update({ext: int(i_) for i_, ext in res})
+        for values, arts in inserts:
             for a in arts:
-                a.id = int(new_id)
+                a.id = new_ids[values["external_id"]]
     if updates:
         stmt = update(articles).where(articles.c.id == bindparam("_id"))
         await conn.execute(stmt, list(updates.values()))

@@ -38,7 +38,7 @@ class Doc:
 @dataclass(slots=True)
 class Params:
     window_hours: float = 72.0
-    similarity: float = 0.22  # story: average-link cosine to join
+    similarity: float = 0.23  # story: average-link cosine to join
     dup_window_hours: float = 168.0  # reposts come later than follow-ups do
     dup_title_similarity: float = 0.5  # copies keep (most of) their title
     dup_containment: float = 0.75  # duplicates: shingle containment of the shorter text
@@ -49,7 +49,9 @@ class Params:
     title_share: float = 0.25  # ... and of the title-only cosine (short pages are mostly title)
     cross_lang_scale: float = 3.0  # Chinese and English reports share only names: rescale their cosine
     link_top: int = 0  # 0: average link over the story's members; k: mean of the k best links
-    same_outlet_scale: float = 1.0  # one outlet's pages share house style and recurring topics
+    merge: bool = True  # after an article joins, merge its story with a candidate when they link well
+    same_outlet_scale: float = 0.7
+    id_conflict_scale: float = 0.5  # both name CVE ids and share none: most likely two events  # one outlet's pages share house style and recurring topics
     strong_weight: float = 3.0
     top_terms: int = 12  # per article, in the inverted index
     max_candidates: int = 10  # duplicate candidates confirmed per article
@@ -129,6 +131,8 @@ class Engine:
         # (outlet, title term) -> articles whose title has it: an outlet's title template words.
         self._outlet_title: dict[tuple[str, str], list[int]] = defaultdict(list)
         self._next_provisional = -1
+        self._last_candidates: list[int] = []
+        self.merges: list[tuple[int, int]] = []  # (absorbed, survivor), for the store to apply
         self.df_delta: Counter[str] = Counter()
         self.counters = Counters()
 
@@ -156,6 +160,8 @@ class Engine:
                 else:
                     it.story = best
         self._insert(it)
+        if dup_of is None and not it.roundup and self.p.merge:
+            self._merge_around(it)
         return Assignment(it.id, it.story, None if it.root == it.id else it.root, it.sig, new_story)
 
     def restore(self, doc: Doc, story: int, duplicate_of: int | None, sig: list[int] | None) -> None:
@@ -318,6 +324,9 @@ class Engine:
             it.vec = self._weigh(self._tf(it))
         return it.vec
 
+    def _ids(self, it: _Item) -> frozenset[str]:
+        return frozenset(t for t in self._vector(it) if is_strong_term(t))
+
     def _title_vector(self, it: _Item) -> dict[str, float]:
         if it.tvec is None:
             tf: Counter[str] = Counter()
@@ -432,6 +441,7 @@ class Engine:
             score = sum(sims) / len(sims)
             if best is None or score > best[0]:
                 best = (score, sid)
+        self._last_candidates = sorted(cand_stories)
         if best and best[0] >= self.p.similarity:
             return best[1]
         return None
@@ -444,9 +454,54 @@ class Engine:
              + wt * _cos(self._title_vector(a), self._title_vector(b)))
         if a.zh != b.zh:
             s = min(1.0, s * self.p.cross_lang_scale)
+        ia, ib = self._ids(a), self._ids(b)
+        if ia and ib and not ia & ib:
+            s *= self.p.id_conflict_scale
         if a.outlet and a.outlet == b.outlet:
             s *= self.p.same_outlet_scale
         return s
+
+    def _link(self, a: _StoryState, b: _StoryState, ts: float) -> float:
+        """Average link between two stories' recent representative members."""
+        win = self.p.window_seconds
+        ra = [x for x in a.reps if x in self.items and abs(self.items[x].ts - ts) <= win][-self.p.max_members:]
+        rb = [x for x in b.reps if x in self.items and abs(self.items[x].ts - ts) <= win][-self.p.max_members:]
+        if not ra or not rb:
+            return 0.0
+        self.counters.similarity_evals += len(ra) * len(rb)
+        total = sum(self._sim(self.items[x], self.items[y]) for x in ra for y in rb)
+        return total / (len(ra) * len(rb))
+
+    def _merge_around(self, it: _Item) -> None:
+        """Two halves of one story that grew apart join once their average link clears the bar."""
+        while True:
+            st = self.stories[it.story]
+            best: tuple[float, int] | None = None
+            for sid in self._last_candidates:
+                other = self.stories.get(sid)
+                if other is None or sid == st.id or other.roundup:
+                    continue
+                score = self._link(st, other, it.ts)
+                if score >= self.p.similarity and (best is None or score > best[0]):
+                    best = (score, sid)
+            if best is None:
+                return
+            self._merge(st.id, best[1])
+
+    def _merge(self, a: int, b: int) -> None:
+        sa, sb = self.stories[a], self.stories[b]
+        # The story first seen survives (ties: lower id), so ids stay stable for what was sent.
+        keep, gone = (sa, sb) if (min(sa.members), sa.id) <= (min(sb.members), sb.id) else (sb, sa)
+        for aid in gone.members:
+            if aid in self.items:
+                self.items[aid].story = keep.id
+        keep.members = sorted(keep.members + gone.members)
+        keep.reps = sorted(keep.reps + gone.reps)
+        keep.first_ts = min(keep.first_ts, gone.first_ts)
+        keep.last_ts = max(keep.last_ts, gone.last_ts)
+        del self.stories[gone.id]
+        self._last_candidates = [keep.id if s == gone.id else s for s in self._last_candidates]
+        self.merges.append((gone.id, keep.id))
 
     # ------------------------------------------------------------------ index
 

@@ -252,18 +252,29 @@ _ASCII_TO_FULL = {",": "，", ":": "：", ";": "；", "!": "！", "?": "？", "(
 
 def cjk_punctuation(text: str) -> str:
     """Undo NFKC's folding of full-width punctuation where it sits next to CJK text
-    ("消息,据" -> "消息，据"), so Chinese reads as written."""
+    ("消息,据" -> "消息，据", "墨石(MoshiDB)" -> "墨石（MoshiDB）"), so Chinese reads as written.
+    Punctuation between Latin letters or digits ("18,600", "12:30", "Apple, Inc.") stays."""
     chars = list(text)
+    n = len(chars)
+
+    def near_cjk(i: int) -> bool:
+        return (i > 0 and is_cjk(chars[i - 1])) or (i + 1 < n and is_cjk(chars[i + 1]))
+
+    opened: list[int] = []
     for i, c in enumerate(chars):
-        full = _ASCII_TO_FULL.get(c)
-        if not full:
-            continue
-        prev = chars[i - 1] if i else ""
-        nxt = chars[i + 1] if i + 1 < len(chars) else ""
-        if (c == "(" and is_cjk(nxt)) or (c == ")" and is_cjk(prev)):
-            chars[i] = full
-        elif c not in "()" and is_cjk(prev) and (not nxt or is_cjk(nxt) or nxt in "“‘「《"):
-            chars[i] = full
+        if c == "(":
+            opened.append(i)
+        elif c == ")" and opened:
+            j = opened.pop()
+            before = chars[j - 1] if j else ""
+            after = chars[i + 1] if i + 1 < n else ""
+            spaced = before in ("", " ") and after in ("", " ")
+            if is_cjk(before) or is_cjk(after) or (not spaced and is_cjk("".join(chars[j + 1 : i]))):
+                chars[j], chars[i] = "（", "）"
+        elif c in _ASCII_TO_FULL and c not in "()" and near_cjk(i):
+            nxt = chars[i + 1] if i + 1 < n else ""
+            if nxt != " " or (i > 0 and is_cjk(chars[i - 1])):
+                chars[i] = _ASCII_TO_FULL[c]
     return "".join(chars)
 
 

@@ -17,13 +17,14 @@ def canonical_url(url: str | None) -> str | None:
         return None
     try:
         parts = urlsplit(url.strip())
+        port_value = parts.port  # raises on a non-numeric or out-of-range port
     except ValueError:
         return None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return None
     scheme = parts.scheme.lower()
     host = parts.hostname.lower()
-    port = parts.port if parts.port and (scheme, parts.port) not in (("http", 80), ("https", 443)) else None
+    port = port_value if port_value and (scheme, port_value) not in (("http", 80), ("https", 443)) else None
     netloc = f"{host}:{port}" if port else host
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
              if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS]

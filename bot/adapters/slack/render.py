@@ -162,9 +162,9 @@ def actions_block(buttons: list[Button]) -> dict[str, Any]:
         action = b.action[:MAX_ACTION_ID - 4]
         seen[action] = seen.get(action, 0) + 1
         action_id = action if seen[action] == 1 else f"{action}#{seen[action]}"
+        label = _fit(_clean(b.label, oneline=True) or action, MAX_BUTTON_TEXT)
         el: dict[str, Any] = {"type": "button", "action_id": action_id,
-                              "text": {"type": "plain_text", "emoji": True,
-                                       "text": _fit(_clean(b.label, oneline=True) or action, MAX_BUTTON_TEXT)}}
+                              "text": {"type": "plain_text", "emoji": True, "text": label}}
         if b.value:  # Slack refuses an empty value; no value is fine
             el["value"] = b.value[:MAX_BUTTON_VALUE]
         elements.append(el)
