@@ -38,8 +38,10 @@ from bot.model import Digest, DigestEntry, Filters, Subscription
 from bot.store.db import Store
 from bot.store.tables import articles, sources, stories
 
-WORDS_ZH = ["苹果", "阿里巴巴", "合作", "人工智能", "电池", "续航", "发布", "云服务", "宕机", "数据库", "开源", "芯片"]
-WORDS_EN = ["Apple", "cloud", "outage", "battery", "release", "open-source", "chip", "funding", "price", "report"]
+WORDS_ZH = ["苹果", "阿里巴巴", "合作", "人工智能", "电池", "续航", "发布", "云服务", "宕机", "数据库",
+            "开源", "芯片"]
+WORDS_EN = ["Apple", "cloud", "outage", "battery", "release", "open-source", "chip", "funding", "price",
+            "report"]
 
 
 def _sentence(rng: random.Random, zh: bool) -> str:
@@ -51,7 +53,8 @@ def _sentence(rng: random.Random, zh: bool) -> str:
 async def fill(store: Store, n_stories: int, per_story: int, now: datetime) -> None:
     rng = random.Random(7)
     async with store.begin() as conn:
-        src = (await conn.execute(insert(sources).values(name="bench", type="folder"))).inserted_primary_key[0]
+        res = await conn.execute(insert(sources).values(name="bench", type="folder"))
+        src = res.inserted_primary_key[0]
         for s in range(n_stories):
             zh = s % 2 == 0
             title = _sentence(rng, zh)[:40]
@@ -101,8 +104,9 @@ async def main() -> None:
                 d = await compose(app, sub, now=now)
                 times.append(time.perf_counter() - t)
             times.sort()
-            print(f"compose ({label}, {args.stories} stories in window): median {statistics.median(times) * 1000:.0f} ms,"
-                  f" p95 {times[int(len(times) * 0.95) - 1] * 1000:.0f} ms, {len(d.entries)} entries")
+            med, p95 = statistics.median(times) * 1000, times[int(len(times) * 0.95) - 1] * 1000
+            print(f"compose ({label}, {args.stories} stories in window): median {med:.0f} ms, "
+                  f"p95 {p95:.0f} ms, {len(d.entries)} entries")
         await store.close()
 
     d10 = _digest(10, 1)
@@ -118,7 +122,8 @@ async def main() -> None:
     for name, fn in (("telegram", tg), ("slack", slack)):
         t = time.perf_counter()
         parts = fn(big)
-        print(f"split {name:<8} 200 long entries: {len(parts)} parts in {(time.perf_counter() - t) * 1000:.0f} ms")
+        ms = (time.perf_counter() - t) * 1000
+        print(f"split {name:<8} 200 long entries: {len(parts)} parts in {ms:.0f} ms")
 
 
 if __name__ == "__main__":

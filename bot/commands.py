@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -210,7 +211,7 @@ async def cmd_search(ctx: Ctx) -> Reply:
     offset, query = 0, ctx.incoming.args
     if ctx.incoming.callback:
         offset, query = _decode_page(ctx, query)
-    query = " ".join(query.split())
+    query = " ".join(_printable(query).split())
     if not query:
         raise Usage("search", search=ctx.cmd("search"))
     truncated = len(query) > cfg.max_query_chars
@@ -322,9 +323,15 @@ _SPLIT = re.compile(r"[\s,，、;；]+")
 _OUTLET_PREFIXES = ("source:", "outlet:", "来源:", "来源：", "媒体:", "媒体：")
 
 
+def _printable(text: str) -> str:
+    # Control and format characters (NUL, zero-width spaces) never belong in a keyword; PostgreSQL
+    # also refuses NUL in text.
+    return "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf"))
+
+
 def _terms(args: str) -> list[str]:
     out: list[str] = []
-    for w in _SPLIT.split(args or ""):
+    for w in _SPLIT.split(_printable(args or "")):
         w = w.strip()
         if not w:
             continue

@@ -14,16 +14,17 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.i18n import normalise_locale, strings, t
 from bot.model import Digest, DigestEntry, Filters, Subscription
 from bot.store.tables import articles, deliveries, stories, subscriptions
-from bot.text.summary import cjk_punctuation, is_real_summary, summarize
+from bot.text.summary import boilerplate_keys, cjk_punctuation, is_real_summary, summarize
 from bot.text.tokenize import is_cjk, words
 
 if TYPE_CHECKING:
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _CHUNK = 500  # ids per IN (...) so neither backend meets its parameter limit
+# Page furniture is learnt from the head of an outlet's latest pages in other stories.
+_BOILERPLATE_PAGES = 12
+_BOILERPLATE_CHARS = 4000
 _WS_RE = re.compile(r"\s+")
 
 
@@ -179,8 +183,10 @@ def _passes(story: _Story, arts: list[_Art], flt: Filters, locale: str) -> bool:
     return True
 
 
-def _outlet_keys(outlet: str, locale: str) -> set[str]:
-    return {outlet.strip().casefold(), outlet_name(locale, outlet).casefold()}
+@lru_cache(maxsize=8192)
+def _outlet_keys(outlet: str, locale: str) -> frozenset[str]:
+    """The names a filter may use for an outlet: raw and localised, case-folded."""
+    return frozenset({outlet.strip().casefold(), outlet_name(locale, outlet).casefold()})
 
 
 def _best(story: _Story, arts: list[_Art]) -> _Art:
@@ -250,6 +256,20 @@ async def _load_stories(conn: AsyncConnection, ids: list[int], end: datetime) ->
     return out
 
 
+async def _outlet_stats(conn: AsyncConnection, ids: list[int],
+                        end: datetime) -> dict[int, list[tuple[str, int, datetime]]]:
+    """Per story: (outlet, articles, latest report) for articles ingested by ``end``."""
+    out: dict[int, list[tuple[str, int, datetime]]] = {}
+    for chunk in _chunks(ids):
+        q = (select(articles.c.story_id, articles.c.outlet, func.count().label("n"),
+                    func.max(articles.c.published_at).label("latest"))
+             .where(articles.c.story_id.in_(chunk), articles.c.ingested_at <= end)
+             .group_by(articles.c.story_id, articles.c.outlet))
+        for r in (await conn.execute(q)).all():
+            out.setdefault(r.story_id, []).append((r.outlet or "", int(r.n), r.latest))
+    return out
+
+
 def _str_list(value: Any) -> list[str]:
     if isinstance(value, list):
         return [str(v) for v in value if v is not None]
@@ -263,6 +283,15 @@ async def _delivered(conn: AsyncConnection, subscription_id: int, ids: list[int]
             deliveries.c.subscription_id == subscription_id, deliveries.c.story_id.in_(chunk))
         out.update({r.story_id: r.size for r in (await conn.execute(q)).all()})
     return out
+
+
+async def _outlet_boilerplate(conn: AsyncConnection, outlet: str, story_ids: set[int]) -> frozenset[str]:
+    """What recurs at the top of the outlet's latest pages in other stories (navigation, notices)."""
+    q = (select(func.substr(articles.c.body, 1, _BOILERPLATE_CHARS))
+         .where(articles.c.outlet == outlet,
+                or_(articles.c.story_id.is_(None), articles.c.story_id.not_in(list(story_ids))))
+         .order_by(articles.c.id.desc()).limit(_BOILERPLATE_PAGES))
+    return boilerplate_keys([r[0] or "" for r in (await conn.execute(q)).all()])
 
 
 async def _bodies(conn: AsyncConnection, ids: list[int]) -> dict[int, str]:
@@ -288,42 +317,64 @@ async def compose(app: App, subscription: Subscription, *, now: datetime | None 
     flt = subscription.filters
     excluded_outlets = {o.strip().casefold() for o in flt.exclude_outlets}
 
-    picked: list[tuple[tuple[Any, ...], _Story, list[_Art], bool, int]] = []
+    picked: list[tuple[_Story, list[_Art], bool, int]] = []
     async with app.store.connect() as conn:
         ids = await _window_story_ids(conn, start, now)
-        loaded = await _load_stories(conn, ids, now)
+        stats = await _outlet_stats(conn, ids, now)
         delivered = await _delivered(conn, subscription.id, ids) if subscription.id is not None else {}
+        # Rank on cheap per-outlet aggregates first; full rows are read only for the stories
+        # that come up in rank order, until the digest is full.
+        ranked: list[tuple[tuple[Any, ...], int, bool]] = []
         for sid in ids:
-            story = loaded.get(sid)
-            if story is None:
+            rows = stats.get(sid)
+            if not rows:
                 continue
-            try:
-                size = len(story.arts)
-                is_update = False
-                if sid in delivered:
-                    if not (cfg.updates and size - delivered[sid] >= cfg.update_growth):
-                        continue
-                    is_update = True
-                arts = [a for a in story.arts if not (_outlet_keys(a.outlet, locale) & excluded_outlets)]
-                if not _passes(story, arts, flt, locale):
+            is_update = False
+            if sid in delivered:
+                size = sum(n for _, n, _ in rows)
+                if not (cfg.updates and size - delivered[sid] >= cfg.update_growth):
                     continue
-                outlets = {a.outlet.strip().casefold() for a in arts if a.outlet.strip()}
-                latest = max(a.published_at for a in arts)
-                key = (is_update, -len(outlets), -len(arts), -latest.timestamp(), sid)
-                picked.append((key, story, arts, is_update, len(outlets)))
-            except Exception:  # one bad story must not cost the subscriber the digest
-                log.exception("digest: story %s skipped", sid)
-        picked.sort(key=lambda p: p[0])
-        picked = picked[:limit]
-        best = {story.id: _best(story, arts) for _, story, arts, _, _ in picked}
+                is_update = True
+            kept = [r for r in rows if not (_outlet_keys(r[0], locale) & excluded_outlets)]
+            if not kept:
+                continue
+            n_outlets = len({o.strip().casefold() for o, _, _ in kept if o.strip()})
+            latest = max(ts for _, _, ts in kept)
+            ranked.append(((is_update, -n_outlets, -sum(n for _, n, _ in kept), -latest.timestamp(), sid),
+                           sid, is_update))
+        ranked.sort()
+        batch = max(2 * limit, 20)
+        for i in range(0, len(ranked), batch):
+            if len(picked) >= limit:
+                break
+            chunk = ranked[i : i + batch]
+            loaded = await _load_stories(conn, [sid for _, sid, _ in chunk], now)
+            for _, sid, is_update in chunk:
+                story = loaded.get(sid)
+                if story is None or len(picked) >= limit:
+                    continue
+                try:
+                    arts = [a for a in story.arts if not (_outlet_keys(a.outlet, locale) & excluded_outlets)]
+                    if not _passes(story, arts, flt, locale):
+                        continue
+                    n_outlets = len({a.outlet.strip().casefold() for a in arts if a.outlet.strip()})
+                    picked.append((story, arts, is_update, n_outlets))
+                except Exception:  # one bad story must not cost the subscriber the digest
+                    log.exception("digest: story %s skipped", sid)
+        best = {story.id: _best(story, arts) for story, arts, _, _ in picked}
         bodies = await _bodies(conn, [a.id for a in best.values()])
+        furniture: dict[str, frozenset[str]] = {}
+        for o in {b.outlet for b in best.values() if b.outlet.strip()}:
+            own = {b.story_id for b in best.values() if b.outlet == o}
+            furniture[o] = await _outlet_boilerplate(conn, o, own)
 
     entries: list[DigestEntry] = []
-    for _, story, arts, is_update, n_outlets in picked:
+    for story, arts, is_update, n_outlets in picked:
         b = best[story.id]
         try:
             headline = clean_title(story.title or b.title) or t(locale, "digest.untitled")
-            summary = summarize(b.title, b.summary, bodies.get(b.id, ""), cfg.summary_width)
+            summary = summarize(b.title, b.summary, bodies.get(b.id, ""), cfg.summary_width,
+                                furniture.get(b.outlet, frozenset()))
             names = _outlets(arts, locale)
             entries.append(DigestEntry(story_id=story.id, headline=headline, summary=summary, outlets=names,
                                        outlet_count=max(n_outlets, len(names)),

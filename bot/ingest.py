@@ -190,16 +190,16 @@ class _Pass:
             return
         final: SourceResult | None = None
         live: set[str] | None = None
+        # Rejections a folder pass already reported: said again, but logged quietly.
+        known_errors = {os.path.join(location, rel): fs.error for rel, fs in state.files.items() if fs.error}
         async with contextlib.aclosing(self._parts(source, state, config)) as parts:
-            index = 0
             async for part in parts:
                 if is_folder and part.state.files and live is None:
                     live = set(part.state.files)
-                self._collect(rep, part, remembered=is_folder and index == 0)
+                self._collect(rep, part, known_errors)
                 if part.articles or part.file_states:
                     await self._write(source_id, part, rep, live, base=location if is_folder else None)
                 final = part
-                index += 1
         fetched_at = datetime.now(UTC)
         async with self.write_lock, self.store.begin() as conn:
             new_state = final.state if final is not None else SourceState()
@@ -251,14 +251,14 @@ class _Pass:
 
         return cb
 
-    def _collect(self, rep: SourceReport, part: SourceResult, *, remembered: bool) -> None:
+    def _collect(self, rep: SourceReport, part: SourceResult, known_errors: dict[str, str | None]) -> None:
         rep.unchanged += part.unchanged
         rep.not_modified = rep.not_modified or part.not_modified
         if part.error:
             rep.error = part.error
         for r in part.rejections:
-            # Files rejected on an earlier pass and unchanged since are reported again, quietly.
-            log.log(logging.DEBUG if remembered else logging.WARNING, "rejected %s: %s", r.where, r.reason)
+            level = logging.DEBUG if known_errors.get(r.where) == r.reason else logging.WARNING
+            log.log(level, "rejected %s: %s", r.where, r.reason)
         for w in part.warnings:
             log.info("warning %s: %s", w.where, w.reason)
         rep.rejections.extend(part.rejections)

@@ -321,8 +321,12 @@ def window_start(app: App, sub: Subscription, now: datetime) -> datetime:
 
 
 async def enqueue_digest(app: App, sub: Subscription | int, *, now: datetime | None = None,
-                         composer: Composer | None = None, recorder: Recorder | None = None) -> int:
+                         composer: Composer | None = None, recorder: Recorder | None = None,
+                         send_empty: bool = False) -> int:
     """Compose ``sub``'s digest and queue it; returns the number of messages queued.
+
+    An empty digest is not sent unless ``send_empty`` (the terminal at start-up, where
+    "nothing new" is an answer the user is waiting for).
 
     The window advances to ``now`` in the same transaction that queues the messages, and
     only if no one else advanced it meanwhile (a scheduled run racing ``/digest`` or
@@ -343,7 +347,7 @@ async def enqueue_digest(app: App, sub: Subscription | int, *, now: datetime | N
     digest = await composer(app, fresh, now=now, window_start=start)
     payloads: list[dict[str, Any]] = []
     plains: list[dict[str, Any]] | None = None
-    if digest.entries:
+    if digest.entries or send_empty:
         payloads = adapter.render(digest)
         try:
             plains = adapter.render(digest, plain=True)
@@ -364,13 +368,14 @@ async def enqueue_digest(app: App, sub: Subscription | int, *, now: datetime | N
     except _Raced:
         log.info("digest for subscription %s was queued by someone else meanwhile", fresh.id)
         return 0
-    if payloads:
+    if digest.entries:
         log.info("queued digest for %s:%s (%d stories, %d messages)", fresh.adapter, fresh.chat_id,
                  len(digest.entries), len(payloads))
-        wake_delivery(app)
     else:
         log.info("no new stories for %s:%s since %s", fresh.adapter, fresh.chat_id,
                  (old or start).isoformat(timespec="seconds"))
+    if payloads:
+        wake_delivery(app)
     return len(payloads)
 
 

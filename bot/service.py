@@ -105,7 +105,7 @@ class Service:
             from bot.outbox import enqueue_digest
 
             try:
-                await enqueue_digest(app, console.id)
+                await enqueue_digest(app, console.id, send_empty=True)
             except Exception:
                 log.exception("the console digest failed")
 

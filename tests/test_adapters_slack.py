@@ -82,6 +82,7 @@ async def slash(fake: FakeSlack, text: str, command: str = "/digest", **kw: Any)
 
 async def test_scripted_conversation_socket_mode(fake_slack: FakeSlack, socket_app: tuple[Any, Any]) -> None:
     app, _ = socket_app
+    fake_slack.set_user("U100", locale="zh-CN")  # a Chinese Slack client: answers in Chinese
     p = await slash(fake_slack, "")
     assert p["response_type"] == "in_channel"
     assert p["text"].startswith("可用命令：\n/digest start — 欢迎与订阅说明")
@@ -137,7 +138,10 @@ async def test_signed_slash_command_gets_results(fake_slack: FakeSlack, http_app
     assert status == 200
     data = json.loads(body)
     assert data["response_type"] == "ephemeral"
-    assert _section_texts(data)[0] == "“苹果”的搜索结果（1–1，共 2 条）："
+    assert _section_texts(data)[0] == "Results for “苹果” (1–1 of 2):"  # the fake's users are en-US
+    assert "阿里巴巴确认与苹果合作" in _section_texts(data)[1]
+    [(_, info)] = fake_slack.requests("users.info")
+    assert info["user"] == "U100" and str(info["include_locale"]).lower() in ("1", "true")
 
 
 async def test_bad_or_stale_signature_is_401(fake_slack: FakeSlack, http_app: tuple[Any, str]) -> None:
@@ -157,7 +161,7 @@ async def test_http_mode_block_action_and_unknown_subcommand(fake_slack: FakeSla
     _, url = http_app
     status, body = await post(fake_slack, url, "frobnicate")
     assert status == 200
-    assert json.loads(body)["text"] == "不认识的命令 “frobnicate”。发送 /digest help 查看可用命令。"
+    assert json.loads(body)["text"] == "Unknown command “frobnicate”. Send /digest help for the list."
     status, body = await post(fake_slack, url, "subscribe")
     assert status == 200
     status, body = await post(fake_slack, url, "settings")

@@ -145,6 +145,8 @@ async def test_group_only_admins_change_settings(tg: tuple[FakeTelegram, Any, An
     assert t.startswith("Saved.")
     sub = await subs.get(app.store, "telegram", str(group))
     assert sub is not None and sub.chat_type == "supergroup" and sub.timezone == "UTC"
+    quoted = fake.messages(chat_id=group)[-1].params.get("reply_parameters")
+    assert quoted and "message_id" in str(quoted)  # group answers quote the command
     members = [p for m, p in fake.requests("getChatMember")]
     assert {int(p["user_id"]) for p in members} == {1, 7, 8}
     # A command addressed to another bot is not ours to answer.
@@ -343,3 +345,13 @@ async def _eventually(get: Any, ok: Any, within: float = 5.0) -> Any:
         await asyncio.sleep(0.05)
         value = await get()
     return value
+
+
+async def test_replies_obey_retry_after(tg: tuple[FakeTelegram, Any, Any]) -> None:
+    fake, _, _ = tg
+    fake.set_limits(enabled=True)  # Telegram's: private chats burst 3, then 1 message a second
+    for _ in range(5):
+        fake.user_message("/help", user_id=42)
+    assert await fake.await_messages(5, chat_id=42, timeout=15), fake.texts()
+    assert fake.count_429("chat") >= 1  # some replies were refused once, then sent after retry_after
+    assert all(m.visible_text.startswith("Commands:") for m in fake.messages(chat_id=42))

@@ -209,3 +209,22 @@ async def test_unknown_command_in_the_subscription_language(app: Any) -> None:
     assert r.text == "不认识的命令 “frob”。发送 /help 查看可用命令。"
     r = await commands.handle(app, inc("settings", "lang en"))
     assert r.text.startswith("Saved.\nSettings:")
+
+
+def test_strings_match_across_locales() -> None:
+    import json
+    import string
+
+    root = Path(commands.__file__).parent / "i18n"
+    zh = json.loads((root / "commands.zh-CN.json").read_text(encoding="utf-8"))
+    en = json.loads((root / "commands.en.json").read_text(encoding="utf-8"))
+    assert set(zh) == set(en)
+
+    def fields(s: str) -> set[str]:
+        return {f for _, f, _, _ in string.Formatter().parse(s) if f}
+
+    for key in zh:
+        assert fields(zh[key]) == fields(en[key]), key
+    # Telegram's menu needs 1-256 characters per description.
+    for name in commands.COMMAND_NAMES:
+        assert 3 <= len(zh[f"commands.desc.{name}"]) <= 256 and 3 <= len(en[f"commands.desc.{name}"]) <= 256

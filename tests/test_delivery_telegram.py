@@ -33,8 +33,13 @@ delivery:
   max_attempts: {max_attempts}
   backoff_base: 0.05
   backoff_max: 0.2
-  telegram: {{per_bot_per_second: {bot_rate}}}
+  # Groups: 20 per 2 s on both sides (instead of per minute) keeps the tests short.
+  telegram: {{per_bot_per_second: {bot_rate}, per_group_per_minute: 600}}
 """
+
+
+def _limits(**kw) -> TelegramLimits:
+    return TelegramLimits(group_per_window=20, group_window=2.0, **kw)
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +81,7 @@ def _accepted(fake: FakeTelegram, chat: str) -> list[str]:
 
 
 async def test_429_storm_loses_and_repeats_nothing(db_url):
-    async with FakeTelegram(limits=TelegramLimits(private_burst=1.0)) as fake:
+    async with FakeTelegram(limits=_limits(private_burst=1.0)) as fake:
         app = await _app(db_url, fake)
         try:
             chats = {str(1000 + i): "private" for i in range(15)}
@@ -100,7 +105,7 @@ async def test_429_storm_loses_and_repeats_nothing(db_url):
 
 
 async def test_5xx_and_dropped_connections_are_retried(db_url):
-    async with FakeTelegram() as fake:
+    async with FakeTelegram(limits=_limits()) as fake:
         app = await _app(db_url, fake)
         try:
             expected = await _queue(app, {"2001": "private", "2002": "private", "-3001": "group"}, parts=2)
@@ -116,7 +121,7 @@ async def test_5xx_and_dropped_connections_are_retried(db_url):
 
 
 async def test_timeouts_are_retried_and_at_most_the_timed_out_message_repeats(db_url):
-    async with FakeTelegram() as fake:
+    async with FakeTelegram(limits=_limits()) as fake:
         app = await _app(db_url, fake)
         try:
             expected = await _queue(app, {"2101": "private"}, parts=3)
@@ -131,7 +136,7 @@ async def test_timeouts_are_retried_and_at_most_the_timed_out_message_repeats(db
 
 
 async def test_blocked_kicked_and_gone_chats_retire_their_subscriptions(db_url):
-    async with FakeTelegram() as fake:
+    async with FakeTelegram(limits=_limits()) as fake:
         app = await _app(db_url, fake)
         try:
             chats = {"4001": "private", "4002": "private", "-4003": "group", "4004": "private",
@@ -159,7 +164,7 @@ async def test_blocked_kicked_and_gone_chats_retire_their_subscriptions(db_url):
 
 
 async def test_migrated_group_follows_to_the_supergroup(db_url):
-    async with FakeTelegram() as fake:
+    async with FakeTelegram(limits=_limits()) as fake:
         app = await _app(db_url, fake)
         try:
             expected = await _queue(app, {"-5001": "group"}, parts=3)
@@ -174,7 +179,7 @@ async def test_migrated_group_follows_to_the_supergroup(db_url):
 
 
 async def test_markup_rejected_goes_out_as_plain_text_and_is_logged(db_url, caplog):
-    async with FakeTelegram() as fake:
+    async with FakeTelegram(limits=_limits()) as fake:
         app = await _app(db_url, fake)
         try:
             async with app.store.begin() as conn:
@@ -194,7 +199,7 @@ async def test_dead_letter_after_max_attempts_is_listed_by_the_cli(db_url, tmp_p
     import subprocess
     import sys
 
-    async with FakeTelegram() as fake:
+    async with FakeTelegram(limits=_limits()) as fake:
         app = await _app(db_url, fake, max_attempts=3)
         try:
             expected = await _queue(app, {"7001": "private", "7002": "private"}, parts=1)
@@ -222,14 +227,14 @@ async def test_dead_letter_after_max_attempts_is_listed_by_the_cli(db_url, tmp_p
 
 async def test_pace_holds_the_bot_limit_without_429(db_url):
     # A lower bot limit on both sides keeps the test short; the benchmark does 30 msg/s.
-    async with FakeTelegram(limits=TelegramLimits(bot_per_second=10)) as fake:
+    async with FakeTelegram(limits=_limits(bot_per_second=10)) as fake:
         app = await _app(db_url, fake, bot_rate=10)
         try:
             chats = {str(8000 + i): "private" for i in range(30)}
             await _queue(app, chats, parts=1)
             await _drain(app)
             msgs = fake.messages()
-            assert len(msgs) == 30 and fake.stats["429"] == 0
+            assert len(msgs) == 30 and fake.count_429() == 0
             span = msgs[-1].mono - msgs[0].mono
             assert 29 / span >= 0.9 * 10  # close to the limit, not far under it
         finally:
@@ -237,7 +242,7 @@ async def test_pace_holds_the_bot_limit_without_429(db_url):
 
 
 async def test_real_renderer_digest_through_enqueue_digest(db_url):
-    async with FakeTelegram(strict_html=True) as fake:
+    async with FakeTelegram(limits=_limits(), strict_html=True) as fake:
         app = await _app(db_url, fake)
         try:
             sid = await add_sub(app.store, "telegram", "9001")

@@ -238,3 +238,34 @@ def test_outlets_label() -> None:
     assert outlets_label("zh-CN", ["a", "b", "c"], 3) == "a、b、c"
     assert outlets_label("en", ["a"], 1) == "a"
     assert outlets_label("en", [], 0) == "unknown source"
+
+
+async def test_filtered_picks_come_from_later_ranks(store) -> None:
+    """Ranking reads full rows in batches; a filter that rejects the top ranks still fills the digest."""
+    for i in range(25):
+        await add_story(store, f"en {i}", [Art(f"en {i}", outlet=f"o{j}", lang="en") for j in range(3)])
+    zh, _ = await add_story(store, "苹果", [Art("苹果", outlet="qq")])
+    sub = await add_subscription(store, filters=Filters(langs=["zh-CN"]))
+    assert [e.story_id for e in (await compose(_app(store), sub, now=NOW)).entries] == [zh]
+    sub_all = await add_subscription(store, max_stories=30)
+    entries = (await compose(_app(store), sub_all, now=NOW)).entries
+    assert len(entries) == 26 and entries[-1].story_id == zh  # one outlet ranks last
+
+
+async def test_outlet_boilerplate_is_not_a_summary(store) -> None:
+    notice = "译文仅供参考，具体内容表达以及含义原文为准。"
+    for i, lead in enumerate(["微软发出警告，攻击者正利用网上获取的静态密钥部署恶意软件。",
+                              "思科已发布更新，以修复身份服务引擎存在的两个严重安全漏洞。"]):
+        await add_story(store, f"old {i}", [Art(f"old {i}", outlet="anquanke", body=f"{notice}\n\n{lead}",
+                                                ingested_at=NOW - timedelta(days=3))])
+    lead = "黑客正瞄准存在漏洞的远程监控与管理客户端，以创建管理员账户并植入后门。"
+    sid, _ = await add_story(store, "new", [Art("new", outlet="anquanke", body=f"{notice}\n\n{lead}")])
+    # The same lead twice inside one story (a repost) is the story's text, not furniture.
+    repost = "云州地铁全线开通刷掌乘车，绑定后无需手机即可进站，首日使用人数超过十万。"
+    sid2, _ = await add_story(store, "palm", [Art("palm", outlet="kuaibao", body=repost),
+                                              Art("palm 2", outlet="kuaibao", body=repost),
+                                              Art("palm 3", outlet="kuaibao", body=repost)])
+    d = await compose(_app(store), await add_subscription(store), now=NOW)
+    by_id = {e.story_id: e for e in d.entries}
+    assert by_id[sid].summary == lead
+    assert by_id[sid2].summary == repost

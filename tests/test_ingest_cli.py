@@ -65,7 +65,7 @@ def test_seeds_plus_broken_files(tmp_path: Path, db_url: str, shared_dir: Path) 
     second = cli_json("--config", str(cfg), "ingest")
     assert second["new"] == 0 and second["updated"] == 0
     assert second["unchanged"] == 5 + len(ODD)
-    # Still-broken files are still reported, without being reread.
+    # Still-broken files are still reported (read again: the settings may have changed).
     assert {Path(r["where"]).name for r in second["rejections"]} == set(rejected)
     assert len(cli_json("--config", str(cfg), "articles")) == 5 + len(ODD)
 

@@ -91,3 +91,59 @@ def test_any_title_is_kept_or_refused_with_a_reason(title: str) -> None:
         assert res.articles[0].title == " ".join(title.split()) or not title.strip()
     else:
         assert res.rejections and res.rejections[0].reason
+
+
+simple_text = st.text(st.characters(blacklist_characters='"\\\r\n\t'), max_size=30)
+simple_values = st.one_of(
+    simple_text, st.booleans(), st.none(), st.integers(-10**6, 10**6),
+    st.lists(simple_text | st.booleans() | st.integers(0, 99), max_size=3),
+)
+simple_keys = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,10}", fullmatch=True)
+
+
+def _render(meta: dict) -> str:
+    def scalar(v: object) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if v is None:
+            return "null"
+        if isinstance(v, int):
+            return str(v)
+        return '"' + str(v) + '"'
+
+    lines = [""]
+    for k, v in meta.items():
+        if isinstance(v, list):
+            lines.append(f"{k}:" if v else f"{k}: []")
+            lines.extend(f"  - {scalar(x)}" for x in v)
+        else:
+            lines.append(f"{k}: {scalar(v)}")
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(simple_keys, simple_values, max_size=8))
+def test_flat_front_matter_reads_exactly_as_yaml(meta: dict) -> None:
+    from bot.sources.folder import simple_yaml
+
+    fm = _render(meta)
+    fast = simple_yaml(fm)
+    try:
+        expected = yaml.safe_load(fm)
+    except yaml.YAMLError:
+        assert fast is None  # never accept what YAML refuses
+        return
+    if fast is not None:
+        assert fast == (expected or {})
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(st.sampled_from(list('ab:- "\'\n#[]{}01tTn~\\\x85\u00e9中')), max_size=60))
+def test_flat_reader_never_disagrees_with_yaml(fm: str) -> None:
+    from bot.sources.folder import simple_yaml
+
+    fast = simple_yaml(fm)
+    if fast is None:
+        return
+    expected = yaml.safe_load(fm)  # must not raise when the fast path accepted it
+    assert fast == (expected or {})

@@ -192,3 +192,18 @@ async def test_hooks_receive_only_new_and_changed_articles(tmp_path: Path, db_ur
         await app.close()
     assert [sorted(t for t, _ in c) for c in calls] == [["A", "B"], ["B2"]]
     assert all(i is not None for c in calls for _, i in c)
+
+
+async def test_rejected_files_are_looked_at_again_with_new_settings(tmp_path: Path, db_url: str) -> None:
+    folder = tmp_path / "f"
+    write(folder, "big.md", article_text("Big", body="x" * 3000))
+    text = f'database: {{url: "{db_url}"}}\nsources:\n  - {{name: local, type: folder, path: "{folder}"'
+    for limit, expect in ((1000, (0, 1)), (1000, (0, 1)), (100_000, (1, 0))):
+        app = await App.open(load_settings(text=text + f", max_file_bytes: {limit}}}\n"))
+        try:
+            rep = await run_ingest(app)
+        finally:
+            await app.close()
+        assert (rep.new, rep.rejected) == expect
+        if rep.rejected:
+            assert "max_file_bytes (1000)" in rep.rejections[0].reason

@@ -93,7 +93,8 @@ def test_dev_set_apple_alibaba_story_ranks_first(tmp_path: Path, db_url: str, sh
     assert story_of[path_of[items[0]["article_id"]]] == "apple_alibaba_ai"
     if not json.loads(digestbot(cfg, "stories", "--json").stdout):
         pytest.skip("ranked first; collapsing needs story clustering, which made no stories here")
-    assert items[0]["story_id"] is not None and items[0]["outlet_count"] >= 2  # the seeds' outlets and Solidot, folded into one story
+    # The seeds' outlets and Solidot, folded into one story.
+    assert items[0]["story_id"] is not None and items[0]["outlet_count"] >= 2
     # One result per story: no other result belongs to the same story.
     rest = [story_of[path_of[i["article_id"]]] for i in items[1:]]
     assert "apple_alibaba_ai" not in rest

@@ -143,7 +143,8 @@ async def test_collapsing_follows_story_changes_made_after_indexing(store, corpu
     # The story engine may move or merge articles later (recluster): no re-index is needed.
     assert len((await search(store, "apple")).items) == 1
     async with store.begin() as conn:
-        await conn.execute(update(T.articles).where(T.articles.c.id == corpus["zd2"].id).values(story_id=None))
+        zd2 = T.articles.c.id == corpus["zd2"].id
+        await conn.execute(update(T.articles).where(zd2).values(story_id=None))
     res = await search(store, "apple")
     assert sorted(keys(res, corpus)) == ["zd1", "zd2"] and res.total == 2
     async with store.begin() as conn:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from bot.search.backends import fts_match, tsquery_text, tsvector_literal
 from bot.search.query import QueryError, parse_query
+from bot.search.results import make_snippet
 from bot.search.tokens import stream
 from bot.text.tokenize import search_words
 
@@ -95,3 +96,13 @@ def test_any_text_gives_a_valid_fts5_expression(q):
     if pq.runnable:
         c.execute("SELECT rowid FROM search_fts WHERE search_fts MATCH ?", (fts_match(pq),)).fetchall()
         tsquery_text(pq)  # built without error; the store tests run it on PostgreSQL
+
+
+def test_snippet_is_a_window_around_the_first_query_word():
+    body = "Menu Home Login " * 20 + "The Governments Summit heard that 阿里巴巴 and Apple agreed. " + "tail " * 50
+    snip = make_snippet(body, ["阿里巴巴"])
+    assert "阿里巴巴" in snip and snip.startswith("…") and snip.endswith("…") and len(snip) <= 122
+    assert snip[1:].split()[0] in body.split()  # starts on a whole word
+    assert make_snippet("短文本苹果", ["苹果"]) == "短文本苹果"
+    assert make_snippet("no match here", ["zzz"]) == "no match here"
+    assert make_snippet("", ["x"]) == ""

@@ -75,7 +75,13 @@ class SendError(Exception):
 @runtime_checkable
 class Adapter(Protocol):
     """What every chat platform implements. Adapters are constructed with
-    ``(name, config, app)`` and must not touch the network before ``start()``."""
+    ``(name, config, app)`` and must not touch the network before ``start()`` or ``send()``
+    (``send`` works without ``start``: ``digestbot digest --send`` only sends).
+
+    Optional extras the built-ins offer and the core uses when present:
+    ``edit(chat_id, message_id, payload)`` (replace an earlier message; raises ``SendError``)
+    and a static ``normalise_chat_id(chat_id) -> (chat_id, chat_type)`` that raises
+    ``ValueError`` for an id the platform cannot have (``digestbot subscriptions add``)."""
 
     name: str
     config_model: ClassVar[type[AdapterConfig]]

@@ -127,15 +127,23 @@ def make_snippet(body: str, words: list[str], width: int = SNIPPET_CHARS) -> str
     found = [p for p in (low.find(w) for w in words if w) if p >= 0]
     start = 0
     if found:
-        start = max(0, min(found) - width // 4)
+        first = min(found)
+        start = max(0, first - width // 4)
         if start:
-            # Do not cut a Latin word in half.
+            # Do not cut a Latin word in half: back to the space before it, else on past it.
             space = text.rfind(" ", max(0, start - 15), start)
-            start = space + 1 if space >= 0 else start
-    piece = text[start : start + width]
+            if space >= 0:
+                start = space + 1
+            while start < first and _is_latin(text[start - 1]) and _is_latin(text[start]):
+                start += 1
+    piece = text[start : start + width].lstrip()
     if start + width < len(text):
         cut = piece.rfind(" ")
         if cut > width * 2 // 3:
             piece = piece[:cut]
         piece = piece.rstrip() + "…"
     return ("…" if start else "") + piece
+
+
+def _is_latin(c: str) -> bool:
+    return c.isascii() and c.isalnum()

@@ -128,6 +128,71 @@ def _looks_binary(data: bytes) -> bool:
 _FM_BOUNDARY = re.compile(r"^-{3,}[ \t]*$", re.M)
 
 
+# The front matter crawlers write is flat: `key: "text"`, `key: true`, `key:` + `  - "item"` lines.
+# That subset is read here directly (YAML's constructors cost ~100 µs a file); anything else, or
+# anything YAML might read differently, goes to the YAML parser.
+_SIMPLE_KEY_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):(?: +(.*))?")
+_SIMPLE_STR_RE = re.compile(r'"([^"\\]*)"|\'([^\']*)\'')
+_SIMPLE_INT_RE = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_NOT_PRINTABLE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
+_NO = object()
+# Plain words YAML 1.1 reads as booleans or null, even as keys.
+_YAML_WORDS = frozenset({"yes", "no", "true", "false", "on", "off", "null"})
+
+
+def _simple_scalar(raw: str) -> Any:
+    m = _SIMPLE_STR_RE.fullmatch(raw)
+    if m:
+        return m.group(1) if m.group(1) is not None else m.group(2)
+    if raw in ("true", "false"):
+        return raw == "true"
+    if raw in ("null", "~"):
+        return None
+    if raw == "[]":
+        return []
+    if _SIMPLE_INT_RE.fullmatch(raw):
+        return int(raw)
+    return _NO
+
+
+def simple_yaml(fm: str) -> dict[str, Any] | None:
+    """The flat subset of YAML front matter, exactly as YAML reads it; None: use YAML."""
+    if "\r" in fm or "\t" in fm or _NOT_PRINTABLE_RE.search(fm):
+        return None
+    out: dict[str, Any] = {}
+    items: list[Any] | None = None
+    open_keys: list[str] = []  # `key:` lines; without items YAML reads them as null
+    for line in fm.split("\n"):
+        if not line.strip():
+            continue
+        if line[0] == " ":
+            s = line.lstrip(" ")
+            if items is None or not s.startswith("- "):
+                return None
+            value = _simple_scalar(s[2:].strip(" "))
+            if value is _NO:
+                return None
+            items.append(value)
+            continue
+        m = _SIMPLE_KEY_RE.fullmatch(line)
+        if not m or m.group(1) in out or m.group(1).lower() in _YAML_WORDS:
+            return None
+        key, raw = m.group(1), (m.group(2) or "").rstrip(" ")
+        if not raw:
+            items = out[key] = []
+            open_keys.append(key)
+            continue
+        items = None
+        value = _simple_scalar(raw)
+        if value is _NO:
+            return None
+        out[key] = value
+    for key in open_keys:
+        if not out[key]:
+            out[key] = None
+    return out
+
+
 def split_front_matter(text: str) -> tuple[Any, str]:
     """``(metadata, body)``; raises Reject naming the line of a YAML error."""
     from frontmatter.default_handlers import YAMLHandler
@@ -141,6 +206,9 @@ def split_front_matter(text: str) -> tuple[Any, str]:
     if len(parts) < 3:
         raise Reject("front matter is not closed: no second '---' line")
     _, fm, body = parts
+    simple = simple_yaml(fm)
+    if simple is not None:
+        return simple, body
     try:
         meta = handler.load(fm)
     except yaml.YAMLError as exc:
@@ -257,7 +325,7 @@ def _hostname(url: str | None) -> str:
 
 def content_hash(title: str, body: str) -> str:
     """sha256 of the normalised title and body: the same text hashes the same however it is spaced."""
-    norm = _WS_RE.sub(" ", nfkc(title)).strip() + "\n" + _WS_RE.sub(" ", nfkc(body)).strip()
+    norm = " ".join(nfkc(title).split()) + "\n" + " ".join(nfkc(body).split())
     return hashlib.sha256(norm.encode("utf-8")).hexdigest()
 
 
@@ -367,9 +435,8 @@ def _parse_stat(params: ParseParams, rel: str, full: str, st: os.stat_result,
         return Parsed(rel, reason="file changed while it was read; will retry next pass", retry=True)
     sha = hashlib.sha256(data).hexdigest()
     state = FileState(st.st_mtime_ns, st.st_size, sha)
-    if known is not None and known.sha256 == sha:
-        state.error = known.error
-        return Parsed(rel, unchanged=True, state=state, reason=known.error)
+    if known is not None and not known.error and known.sha256 == sha:
+        return Parsed(rel, unchanged=True, state=state)
     if not data.strip():
         return reject("empty file", sha)
     if _looks_binary(data):
@@ -447,7 +514,9 @@ class FolderSource:
             rel = Path(rel).as_posix()
             present[rel] = st
             known = state.files.get(rel)
-            if known is None or known.mtime_ns != st.st_mtime_ns or known.size != st.st_size:
+            # A rejected file is read again each pass: the settings (max_file_bytes) may have changed.
+            if (known is None or known.error or known.mtime_ns != st.st_mtime_ns
+                    or known.size != st.st_size):
                 todo.append((rel, known))
         return present, todo
 
@@ -455,7 +524,7 @@ class FolderSource:
                       progress: Callable[[int, int], None] | None = None) -> AsyncIterator[SourceResult]:
         """Partial results of one pass, ``batch_size`` files read per part.
 
-        The first part carries the files skipped by stat (``unchanged``), every part the
+        The first part counts the files skipped by stat (``unchanged``), every part has the
         ``file_states`` to remember once its articles are stored, and the last part the
         complete ``state.files`` (every file present), from which vanished files are forgotten.
         """
@@ -475,11 +544,9 @@ class FolderSource:
         for rel, st in present.items():
             known = state.files.get(rel)
             files[rel] = known or FileState(st.st_mtime_ns, st.st_size, "")
-            if known is not None and known.mtime_ns == st.st_mtime_ns and known.size == st.st_size:
-                if known.error:
-                    first.rejections.append(Rejection(self._where(rel), known.error))
-                else:
-                    first.unchanged += 1
+            if (known is not None and not known.error and known.mtime_ns == st.st_mtime_ns
+                    and known.size == st.st_size):
+                first.unchanged += 1
         params = ParseParams(
             root=str(self.root), source=self.name, timezone=self.timezone,
             max_file_bytes=self.config.max_file_bytes, settle_seconds=self.config.settle_seconds,

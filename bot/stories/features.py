@@ -116,3 +116,23 @@ def garbled(title: str, body: str) -> bool:
     if letters < 50:
         return False
     return len(_MOJIBAKE_RE.findall(sample)) >= 0.3 * letters
+
+
+def _title_chars(title: str) -> str:
+    return unicodedata.normalize("NFKC", title).lower()
+
+
+def title_grams(title: str, n: int) -> set[str]:
+    t = _title_chars(title)
+    return {t[i : i + n] for i in range(len(t) - n + 1)}
+
+
+def blank_grams(title: str, grams: set[str], n: int) -> str:
+    """The title with every character covered by one of ``grams`` replaced by a space."""
+    t = _title_chars(title)
+    keep = [True] * len(t)
+    for i in range(len(t) - n + 1):
+        if t[i : i + n] in grams:
+            for j in range(i, i + n):
+                keep[j] = False
+    return "".join(c if k else " " for c, k in zip(t, keep, strict=True))

@@ -29,6 +29,7 @@ _DEBRIS = [
     (re.compile(r"^\s*#{1,6}\s*", re.M), ""),
     (re.compile(r"\*{2,}|_{2,}|~~|`+"), ""),
     (re.compile(r"#{2,}\s*"), ""),  # heading marks run into a line
+    (re.compile(r"\[!\[?|\]\(\S*\)?"), ""),  # halves of image links clean_markdown could not pair
     (re.compile(r"(?<![A-Za-z0-9])\*+|\*+(?![A-Za-z0-9])"), ""),  # stray emphasis stars, not 5*3
     (re.compile(r"^\s*(?:[*+-]|\d+[.)])\s+", re.M), ""),
     (re.compile(r"^\s*>\s?", re.M), ""),
@@ -225,21 +226,41 @@ def _is_prose(para: str, title_key: str) -> bool:
     return len(para.split()) >= 8
 
 
-def lead_sentences(body: str, width: int, max_sentences: int = 2, title: str = "") -> str:
-    """The first one or two sentences of the body's first prose paragraphs, within ``width``."""
+def _prose_paragraphs(body: str) -> list[str]:
     text, _ = clean_markdown(strip_closing_link(body))
     text = _CONTROL_RE.sub("", text)
     for rx, rep in _DEBRIS:
         text = rx.sub(rep, text)
+    return [_SPACES_RE.sub(" ", p).strip() for p in _paragraphs(text)]
+
+
+def boilerplate_keys(bodies: list[str], min_count: int = 2, max_paragraphs: int = 80) -> frozenset[str]:
+    """Paragraphs and sentences that recur across an outlet's articles ("译文仅供参考…",
+    "We read every piece of feedback…"): page furniture, never a summary."""
+    counts: dict[str, int] = {}
+    for body in bodies:
+        seen: set[str] = set()
+        for para in _prose_paragraphs(body)[:max_paragraphs]:
+            seen.add(_key(para))
+            seen.update(_key(x) for x in split_sentences(para))
+        for k in seen:
+            if k:
+                counts[k] = counts.get(k, 0) + 1
+    return frozenset(k for k, n in counts.items() if n >= min_count)
+
+
+def lead_sentences(body: str, width: int, max_sentences: int = 2, title: str = "",
+                   boilerplate: frozenset[str] = frozenset()) -> str:
+    """The first one or two sentences of the body's first prose paragraphs, within ``width``."""
     title_key = _key(title)
     sentences: list[str] = []
-    for para in _paragraphs(text):
-        para = _SPACES_RE.sub(" ", para).strip()
-        if not _is_prose(para, title_key):
+    for para in _prose_paragraphs(body):
+        if not _is_prose(para, title_key) or _key(para) in boilerplate:
             continue
         for sent in split_sentences(para):
+            k = _key(sent)
             # A paragraph may open with the title run into the text; drop that sentence.
-            if title_key and _key(sent) == title_key:
+            if (title_key and k == title_key) or k in boilerplate:
                 continue
             sentences.append(sent)
         if len(sentences) >= max_sentences:
@@ -293,10 +314,12 @@ def _fit(sentences: list[str], width: int, max_sentences: int) -> str:
     return out
 
 
-def summarize(title: str, summary: str, body: str, width: int = 120) -> str:
-    """The summary shown under a headline: front matter if real, else the body's lead."""
+def summarize(title: str, summary: str, body: str, width: int = 120,
+              boilerplate: frozenset[str] = frozenset()) -> str:
+    """The summary shown under a headline: front matter if real, else the body's lead
+    (skipping ``boilerplate``, see boilerplate_keys)."""
     if is_real_summary(summary, title):
         clean = scrub(clean_markdown(summary)[0]).replace("\n", " ")
         if clean and _key(clean) != _key(title):
             return cjk_punctuation(_fit(split_sentences(clean), width, 2))
-    return lead_sentences(body, width, title=title)
+    return lead_sentences(body, width, title=title, boilerplate=boilerplate)

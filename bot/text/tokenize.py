@@ -125,15 +125,24 @@ def is_strong_term(term: str) -> bool:
 
 
 _THOUSANDS_RE = re.compile(r"(?<=\d),(?=\d{3}\b)")
+_URL_RE = re.compile(r"https?://[^\s)\]>\"']+")
+_URL_PUNCT_RE = re.compile(r"[/\-_.?=&:#%+~]+")
+
+
+def _prepare(text: str) -> str:
+    """URLs split into their words (a slug often repeats the source's English title), 1,234 -> 1234."""
+    text = _URL_RE.sub(lambda m: " " + _URL_PUNCT_RE.sub(" ", m.group(0)) + " ", text)
+    return _THOUSANDS_RE.sub("", text)
 
 
 def terms(text: str) -> list[str]:
     """Content words for story vectors: ``words`` without stop words, single characters or short numbers.
 
-    Thousands separators are dropped first, so 11,994,223 is one number and not three.
+    Thousands separators are dropped first, so 11,994,223 is one number and not three, and
+    URLs are cut into their words.
     """
     out: list[str] = []
-    for w in words(_THOUSANDS_RE.sub("", text)):
+    for w in words(_prepare(text)):
         if len(w) < 2 or w in _STOP_EN or w in _STOP_ZH:
             continue
         if _NUM_RE.match(w) and len(w) < 3:
@@ -153,7 +162,7 @@ def name_terms(text: str) -> list[str]:
     report of one event have in common.
     """
     out: list[str] = []
-    for m in _NAME_RE.finditer(_THOUSANDS_RE.sub("", unicodedata.normalize("NFKC", text))):
+    for m in _NAME_RE.finditer(_prepare(unicodedata.normalize("NFKC", text))):
         w = m.group(0)
         if not _HAS_NAME_MARK.search(w):
             continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -63,6 +64,8 @@ class SlackConfig(AdapterConfig):
     command: str = "/digest"
     search_command: str | None = None
     timeout: float = Field(default=30.0, gt=0)
+    # A new subscriber's language from their Slack locale (users.info; needs the users:read scope).
+    user_locale: bool = True
 
     @field_validator("command", "search_command")
     @classmethod
@@ -144,6 +147,7 @@ class SlackAdapter:
         self._runner: web.AppRunner | None = None
         self._on_command: CommandHandler | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._locales: dict[str, tuple[str | None, float]] = {}
 
     @staticmethod
     def normalise_chat_id(chat_id: str) -> tuple[str, str]:
@@ -261,9 +265,30 @@ class SlackAdapter:
             extra={"command_prefix": f"{self.config.command} ", **(extra or {})},
         )
 
+    async def _user_locale(self, user_id: str) -> str | None:
+        """The user's Slack locale ('zh-CN', 'en-US'), cached for an hour; None when unknown."""
+        if not self.config.user_locale or not user_id:
+            return None
+        now = time.monotonic()
+        hit = self._locales.get(user_id)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        locale: str | None = None
+        try:
+            resp = await asyncio.wait_for(self.client.users_info(user=user_id, include_locale=True), 1.5)
+            locale = (resp.get("user") or {}).get("locale") or None
+        except Exception as exc:  # no users:read scope, or slow: fall back to the configured default
+            log.debug("slack users.info %s failed: %s", user_id, exc)
+        if len(self._locales) > 10_000:
+            self._locales.clear()
+        self._locales[user_id] = (locale, now + 3600)
+        return locale
+
     async def _run(self, incoming: Incoming) -> Reply:
         assert self._on_command is not None
         try:
+            if incoming.language_code is None:
+                incoming.language_code = await self._user_locale(incoming.user_id)
             return await self._on_command(incoming)
         except Exception:  # commands.handle answers errors itself; this is the last guard
             log.exception("command handler failed for %s", incoming.command)

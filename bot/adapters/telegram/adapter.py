@@ -38,6 +38,7 @@ ADMIN_STATUSES = ("creator", "administrator")
 # Telegram's menu languages: "zh" covers every Chinese client, "en" English ones.
 MENU_LANGUAGES = {"zh": "zh-CN", "en": "en"}
 ALLOWED_UPDATES = ["message", "channel_post", "callback_query", "my_chat_member"]
+REPLY_MAX_WAIT = 5.0  # seconds of retry_after an interactive reply waits out (more: it is dropped)
 
 
 class TelegramConfig(AdapterConfig):
@@ -121,6 +122,7 @@ class TelegramAdapter:
         self._on_command: CommandHandler | None = None
         self._web_runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._reply_locks: dict[str, asyncio.Lock] = {}
         self.username: str = ""
 
     # -- identity helpers used by the subscription store -----------------------------------------
@@ -321,7 +323,9 @@ class TelegramAdapter:
             is_admin=is_admin,
             message_id=str(msg.message_id),
         )
-        await self._answer(incoming)
+        # In groups the answer quotes the command, so several people's commands stay readable.
+        in_group = chat_type in ("group", "supergroup")
+        await self._answer(incoming, reply_to=msg.message_id if in_group else None)
 
     async def _on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         from bot.commands import needs_admin
@@ -383,7 +387,7 @@ class TelegramAdapter:
             return False
         return member.status in ADMIN_STATUSES
 
-    async def _answer(self, incoming: Incoming) -> None:
+    async def _answer(self, incoming: Incoming, *, reply_to: int | None = None) -> None:
         assert self._on_command is not None
         try:
             reply = await self._on_command(incoming)
@@ -392,39 +396,57 @@ class TelegramAdapter:
             from bot.i18n import t
 
             reply = Reply(t(incoming.language_code or self.app.settings.digest.locale, "commands.error"))
-        await self.deliver_reply(incoming.chat_id, reply)
+        await self.deliver_reply(incoming.chat_id, reply, reply_to=reply_to)
 
-    async def deliver_reply(self, chat_id: str, reply: Reply) -> None:
-        """Send (or edit in place) an interactive reply; failures are logged, never raised."""
+    async def deliver_reply(self, chat_id: str, reply: Reply, *, reply_to: int | None = None) -> None:
+        """Send (or edit in place) an interactive reply; failures are logged, never raised.
+
+        Replies to one chat go one at a time, so a burst of commands meets Telegram's per-chat
+        limit in order; a short ``retry_after`` is waited out (a long one drops the reply)."""
         if not reply.text and not reply.items and reply.digest is None:
             return
         payloads = self.render(reply)
         plain = self.render(reply, plain=True)
-        for i, payload in enumerate(payloads):
+        if reply_to is not None and not reply.edit_message_id:
+            quote = {"message_id": reply_to, "allow_sending_without_reply": True}
+            for part in (payloads[:1] + plain[:1]):
+                part["reply_parameters"] = quote
+        lock = self._reply_locks.setdefault(chat_id, asyncio.Lock())
+        async with lock:
+            for i, payload in enumerate(payloads):
+                edit = reply.edit_message_id if i == 0 else None
+                fallback = plain[i] if i < len(plain) else None
+                if not await self._send_reply_part(chat_id, payload, fallback, edit):
+                    break
+        if len(self._reply_locks) > 1000 and not lock.locked():  # bounded: forget idle chats
+            self._reply_locks.pop(chat_id, None)
+
+    async def _send_reply_part(self, chat_id: str, payload: dict[str, Any], fallback: dict[str, Any] | None,
+                               edit: str | None) -> bool:
+        waited = 0.0
+        while True:
             try:
                 try:
-                    if i == 0 and reply.edit_message_id:
-                        await self.edit(chat_id, reply.edit_message_id, payload)
+                    if edit:
+                        await self.edit(chat_id, edit, payload)
                     else:
                         await self.send(chat_id, payload)
+                    return True
                 except SendError as exc:
-                    if exc.kind != "markup" or i >= len(plain):
+                    if exc.kind != "markup" or fallback is None:
                         raise
                     log.warning("telegram rejected markup (%s); sending plain text", exc)
-                    if i == 0 and reply.edit_message_id:
-                        await self.edit(chat_id, reply.edit_message_id, plain[i])
-                    else:
-                        await self.send(chat_id, plain[i])
+                    payload, fallback = fallback, None
+                    continue
             except SendError as exc:
-                if exc.kind == "retry_after" and (exc.retry_after or 0) <= 5:
-                    await asyncio.sleep(exc.retry_after or 1)
-                    try:
-                        await self.send(chat_id, payload)
-                        continue
-                    except SendError as again:
-                        exc = again
+                delay = exc.retry_after or 1.0
+                short = delay <= REPLY_MAX_WAIT and waited + delay <= 3 * REPLY_MAX_WAIT
+                if exc.kind == "retry_after" and short:
+                    waited += delay
+                    await asyncio.sleep(delay)
+                    continue
                 log.warning("reply to telegram chat %s not sent: %s %s", chat_id, exc.kind, exc)
-                return
+                return False
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram update failed", exc_info=context.error)
@@ -455,13 +477,15 @@ class TelegramAdapter:
 
     @staticmethod
     def _kwargs(payload: dict[str, Any]) -> dict[str, Any]:
-        from telegram import InlineKeyboardMarkup, LinkPreviewOptions
+        from telegram import InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
 
         kw = dict(payload)
         if isinstance(kw.get("reply_markup"), dict):
             kw["reply_markup"] = InlineKeyboardMarkup.de_json(kw["reply_markup"], None)
         if isinstance(kw.get("link_preview_options"), dict):
             kw["link_preview_options"] = LinkPreviewOptions(**kw["link_preview_options"])
+        if isinstance(kw.get("reply_parameters"), dict):
+            kw["reply_parameters"] = ReplyParameters(**kw["reply_parameters"])
         return kw
 
     async def send(self, chat_id: str, payload: dict[str, Any]) -> str | None:
