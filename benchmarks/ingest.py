@@ -24,6 +24,7 @@ import resource
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -121,6 +122,35 @@ async def run(args: argparse.Namespace, folder: Path, db_url: str) -> dict[str, 
     return {"first": t1 - t0, "second": t2 - t1, "rejected": first.rejected, "cpu": c1 - c0}
 
 
+def _descendants_peak_rss(stop: threading.Event, out: dict[int, int]) -> None:
+    """Poll /proc for this process's descendants (the parse workers) and keep each one's VmHWM (kB)."""
+    me = os.getpid()
+    while not stop.wait(0.2):
+        parents: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as fh:
+                        parents[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+        family, grew = {me}, True
+        while grew:
+            grew = False
+            for pid, ppid in parents.items():
+                if ppid in family and pid not in family:
+                    family.add(pid)
+                    grew = True
+        for pid in family - {me}:
+            try:
+                with open(f"/proc/{pid}/status") as fh:
+                    for line in fh:
+                        if line.startswith("VmHWM:"):
+                            out[pid] = max(out.get(pid, 0), int(line.split()[1]))
+            except OSError:
+                continue
+
+
 def _cpu() -> float:
     """CPU seconds of this process (all its threads; the parse workers are not included)."""
     ru = resource.getrusage(resource.RUSAGE_SELF)
@@ -150,10 +180,17 @@ def main() -> None:
               f"in {time.perf_counter() - t:.1f} s")
         db_path = tmp / "bench.db"
         db_url = args.db or f"sqlite:///{db_path}"
-        res = asyncio.run(run(args, folder, db_url))
+        stop, peaks = threading.Event(), {}
+        watcher = threading.Thread(target=_descendants_peak_rss, args=(stop, peaks), daemon=True)
+        watcher.start()
+        try:
+            res = asyncio.run(run(args, folder, db_url))
+        finally:
+            stop.set()
+            watcher.join()
         rate = args.n / res["first"]
         self_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        child_peak = max(peaks.values(), default=0) / 1024
         hooks = "on" if args.hooks else "off (ingest alone)"
         load = os.getloadavg()[0]
         parse = "threads" if args.threads else "process pool"
@@ -162,7 +199,8 @@ def main() -> None:
         print(f"first pass:  {args.n} new in {res['first']:.2f} s = {rate:,.0f} articles/s "
               f"(main process CPU {res['cpu'] / args.n * 1e6:.0f} µs/article)")
         print(f"second pass: {args.n} unchanged in {res['second']:.2f} s")
-        print(f"peak RSS: {self_peak:.0f} MB (main process), {child_peak:.0f} MB (largest parse worker)")
+        workers = f", {child_peak:.0f} MB (largest of {len(peaks)} helper processes)" if peaks else ""
+        print(f"peak RSS: {self_peak:.0f} MB (main process){workers}")
         if db_path.exists():
             print(f"database: {db_path.stat().st_size / 1e6:.1f} MB")
     finally:

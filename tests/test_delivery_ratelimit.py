@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from types import SimpleNamespace
 
 from hypothesis import given, settings
@@ -20,7 +21,8 @@ class Clock:
 
 
 @settings(max_examples=200, deadline=None)
-@given(n=st.integers(1, 40), window=st.floats(0.5, 60), rtts=st.lists(st.floats(0, 0.5), min_size=1, max_size=120),
+@given(n=st.integers(1, 40), window=st.floats(0.5, 60),
+       rtts=st.lists(st.floats(0, 0.5), min_size=1, max_size=120),
        gaps=st.lists(st.floats(0, 0.2), min_size=120, max_size=120))
 def test_no_window_ever_holds_more_than_n_arrivals(n, window, rtts, gaps):
     clock = Clock()
@@ -39,7 +41,7 @@ def test_no_window_ever_holds_more_than_n_arrivals(n, window, rtts, gaps):
     for k in range(len(slots) - n):
         # Whatever the arrival inside [start, end], n+1 consecutive sends span more than a window.
         assert slots[k + n].start >= slots[k].end + w.window - 1e-9
-    for a, b in zip(slots, slots[1:], strict=False):
+    for a, b in itertools.pairwise(slots):
         assert b.start - a.start >= w.spacing - 1e-9
 
 
@@ -62,7 +64,8 @@ def test_rates_become_windows():
 
 
 def _limits(bot: float, chat: float, group_per_min: float = 20) -> Limits:
-    cfg = SimpleNamespace(per_bot_per_second=bot, per_chat_per_second=chat, per_group_per_minute=group_per_min)
+    cfg = SimpleNamespace(per_bot_per_second=bot, per_chat_per_second=chat,
+                          per_group_per_minute=group_per_min)
     return Limits({"telegram": cfg})
 
 
@@ -76,7 +79,8 @@ def test_groups_and_private_chats_get_their_own_limits():
 
 
 async def test_waiting_for_the_bot_does_not_shorten_a_chats_gap():
-    lim = _limits(1000, 5)  # chat: one per 0.2 s (+ margin)
+    lim = _limits(1000, 1)
+    lim.chats[("telegram", "1")] = Window(1, 0.2)  # this chat: one message per 0.2 s
     loop = asyncio.get_running_loop()
     p1 = await lim.acquire("telegram", "1", "private")
     p1.done()

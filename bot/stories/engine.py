@@ -55,8 +55,10 @@ class Params:
     id_conflict_scale: float = 0.5  # both name CVE ids and share none: most likely two events
     vector_terms: int = 0  # 0: keep every term; n: only the n heaviest (less peripheral noise)
     lede_lines: int = 0  # the first n lines of own text weigh double (news puts the event first)
+    time_decay: float = 0.0  # per day beyond the first, the share of similarity lost (reports bunch up)
     link_top: int = 0  # 0: average link over the story's members; k: mean of the k best links
     merge: bool = True  # after an article joins, merge its story with a candidate that links well
+    merge_similarity: float = 0.0  # 0: the same bar as joining
     top_terms: int = 12  # per article, in the inverted index
     max_candidates: int = 10  # duplicate candidates confirmed per article
     max_members: int = 40  # story members an average link looks at (the most recent)
@@ -478,6 +480,9 @@ class Engine:
             s = min(1.0, s * self.p.cross_lang_scale)
         if a.outlet and a.outlet == b.outlet:
             s *= self.p.same_outlet_scale
+        if self.p.time_decay:
+            days = max(0.0, abs(a.ts - b.ts) / 86400.0 - 1.0)
+            s *= max(0.0, 1.0 - self.p.time_decay * days)
         ia, ib = self._ids(a), self._ids(b)
         if ia and ib and not ia & ib:
             s *= self.p.id_conflict_scale
@@ -502,7 +507,7 @@ class Engine:
                 if other is None or sid == st.id or other.roundup:
                     continue
                 score = self._link(st, other, it.ts)
-                if score >= self.p.similarity and (best is None or score > best[0]):
+                if score >= (self.p.merge_similarity or self.p.similarity) and (best is None or score > best[0]):
                     best = (score, sid)
             if best is None:
                 return

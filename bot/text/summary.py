@@ -52,8 +52,12 @@ def scrub(text: str) -> str:
     return "\n".join(ln for ln in lines if ln)
 
 
+_NON_WORD_RE = re.compile(r"[\W_]+")
+
+
 def _key(text: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKC", text).casefold() if c.isalnum())
+    """Text as compared for sameness: letters and digits only, case-folded."""
+    return _NON_WORD_RE.sub("", unicodedata.normalize("NFKC", text).casefold())
 
 
 def is_real_summary(summary: str, title: str) -> bool:
