@@ -3,7 +3,9 @@
 The window is by ingest time: stories that gained articles after the subscription's
 last digest (or, the first time, within ``digest.lookback_hours``). Stories already
 delivered to the subscription are left out, unless updates are on and the story grew
-by ``update_growth`` articles since. Ranking: outlets, then size, then recency.
+by ``update_growth`` articles since. Ranking: outlets, then size, then recency; it runs
+on per-outlet aggregates, and full rows are read only for the stories that make the cut.
+Summaries skip the outlet's page furniture: lines that recur on its other recent pages.
 
 The small formatters at the top (outlet lists, dates) are shared by every renderer.
 """
@@ -276,12 +278,14 @@ def _str_list(value: Any) -> list[str]:
     return [str(value)] if value else []
 
 
-async def _delivered(conn: AsyncConnection, subscription_id: int, ids: list[int]) -> dict[int, int]:
-    out: dict[int, int] = {}
+async def _delivered(conn: AsyncConnection, subscription_id: int,
+                     ids: list[int]) -> dict[int, tuple[int, bool]]:
+    """Story id -> (size when last in a digest's window, whether it was shown)."""
+    out: dict[int, tuple[int, bool]] = {}
     for chunk in _chunks(ids):
-        q = select(deliveries.c.story_id, deliveries.c.size).where(
+        q = select(deliveries.c.story_id, deliveries.c.size, deliveries.c.shown).where(
             deliveries.c.subscription_id == subscription_id, deliveries.c.story_id.in_(chunk))
-        out.update({r.story_id: r.size for r in (await conn.execute(q)).all()})
+        out.update({r.story_id: (r.size, bool(r.shown)) for r in (await conn.execute(q)).all()})
     return out
 
 
@@ -322,6 +326,7 @@ async def compose(app: App, subscription: Subscription, *, now: datetime | None 
         ids = await _window_story_ids(conn, start, now)
         stats = await _outlet_stats(conn, ids, now)
         delivered = await _delivered(conn, subscription.id, ids) if subscription.id is not None else {}
+        passed: dict[int, int] = {}
         # Rank on cheap per-outlet aggregates first; full rows are read only for the stories
         # that come up in rank order, until the digest is full.
         ranked: list[tuple[tuple[Any, ...], int, bool]] = []
@@ -330,11 +335,16 @@ async def compose(app: App, subscription: Subscription, *, now: datetime | None 
             if not rows:
                 continue
             is_update = False
+            size = sum(n for _, n, _ in rows)
             if sid in delivered:
-                size = sum(n for _, n, _ in rows)
-                if not (cfg.updates and size - delivered[sid] >= cfg.update_growth):
+                seen, shown = delivered[sid]
+                if not shown:
+                    if size <= seen:  # cut from an earlier digest and nothing new since
+                        continue
+                elif not (cfg.updates and size - seen >= cfg.update_growth):
                     continue
-                is_update = True
+                else:
+                    is_update = True
             kept = [r for r in rows if not (_outlet_keys(r[0], locale) & excluded_outlets)]
             if not kept:
                 continue
@@ -342,6 +352,8 @@ async def compose(app: App, subscription: Subscription, *, now: datetime | None 
             latest = max(ts for _, _, ts in kept)
             ranked.append(((is_update, -n_outlets, -sum(n for _, n, _ in kept), -latest.timestamp(), sid),
                            sid, is_update))
+            if not is_update:
+                passed[sid] = size
         ranked.sort()
         batch = max(2 * limit, 20)
         for i in range(0, len(ranked), batch):
@@ -361,6 +373,8 @@ async def compose(app: App, subscription: Subscription, *, now: datetime | None 
                     picked.append((story, arts, is_update, n_outlets))
                 except Exception:  # one bad story must not cost the subscriber the digest
                     log.exception("digest: story %s skipped", sid)
+        for story, _, _, _ in picked:
+            passed.pop(story.id, None)
         best = {story.id: _best(story, arts) for story, arts, _, _ in picked}
         bodies = await _bodies(conn, [a.id for a in best.values()])
         furniture: dict[str, frozenset[str]] = {}
@@ -382,29 +396,38 @@ async def compose(app: App, subscription: Subscription, *, now: datetime | None 
                                        is_update=is_update))
         except Exception:
             log.exception("digest: story %s could not be summarised", story.id)
+    for e in entries:
+        passed.pop(e.story_id, None)
     return Digest(locale=locale, timezone=getattr(tz, "key", str(tz)), generated_at=now, entries=entries,
-                  heading=heading(locale, now, tz), subscription_id=subscription.id)
+                  heading=heading(locale, now, tz), subscription_id=subscription.id, passed_over=passed)
 
 
 async def record_delivered(conn: AsyncConnection, subscription_id: int, digest: Digest, *,
                            advance_window: bool = True) -> None:
-    """Remember the digest's stories as delivered (with their size at composition time, for
-    later update mentions) and, with ``advance_window``, start the next window at its end."""
+    """Remember the digest's stories as delivered (with their size, for later update mentions),
+    and the stories it cut as passed over (so an overlapping next window does not offer them
+    again unless they grow); with ``advance_window``, start the next window at its end."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
     at = digest.generated_at
     for e in digest.entries:
         size = (await conn.execute(select(func.count()).select_from(articles).where(
             articles.c.story_id == e.story_id, articles.c.ingested_at <= at))).scalar_one()
-        values = {"subscription_id": subscription_id, "story_id": e.story_id, "size": int(size),
-                  "delivered_at": at}
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(deliveries).values(**values)
-        stmt = stmt.on_conflict_do_update(index_elements=["subscription_id", "story_id"],
-                                          set_={"size": stmt.excluded.size,
-                                                "delivered_at": stmt.excluded.delivered_at})
-        await conn.execute(stmt)
+        stmt = insert(deliveries).values(subscription_id=subscription_id, story_id=e.story_id, size=int(size),
+                                         delivered_at=at, shown=True)
+        await conn.execute(stmt.on_conflict_do_update(
+            index_elements=["subscription_id", "story_id"],
+            set_={"size": stmt.excluded.size, "delivered_at": stmt.excluded.delivered_at, "shown": True}))
+    for story_id, size in digest.passed_over.items():
+        stmt = insert(deliveries).values(subscription_id=subscription_id, story_id=story_id, size=int(size),
+                                         delivered_at=at, shown=False)
+        # Never turns a story that was shown into one that was not.
+        await conn.execute(stmt.on_conflict_do_update(
+            index_elements=["subscription_id", "story_id"],
+            set_={"size": stmt.excluded.size, "delivered_at": stmt.excluded.delivered_at},
+            where=deliveries.c.shown.is_(False)))
     if advance_window:
         await conn.execute(subscriptions.update()
                            .where(subscriptions.c.id == subscription_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -28,6 +29,16 @@ log = logging.getLogger(__name__)
 # A dead holder's lease is taken over within TTL + RETRY seconds (< 30 s).
 TTL = 20.0
 RETRY = 5.0
+# The scheduler, the delivery worker and polling adapters run where this lease is held.
+LEADER = "leader"
+
+
+def lease_ttl() -> float:
+    """``DIGESTBOT_LEASE_TTL`` (seconds) shortens take-overs, e.g. in tests; default TTL."""
+    try:
+        return max(1.0, float(os.environ.get("DIGESTBOT_LEASE_TTL", TTL)))
+    except ValueError:
+        return TTL
 
 
 async def acquire(store: Store, name: str, holder: str, ttl: float = TTL, *,

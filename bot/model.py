@@ -155,6 +155,9 @@ class Digest:
     entries: list[DigestEntry]
     heading: str = ""  # localised, already formatted for the subscriber's zone
     subscription_id: int | None = None
+    # Stories that were in the window but did not make the cut (story id -> size): recorded so
+    # a later, overlapping window does not offer them again unless they grew.
+    passed_over: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -414,7 +414,7 @@ async def send_now(app: App, *, composer: Composer | None = None, recorder: Reco
             log.exception("adapter %s could not start; its messages stay queued", name)
     worker = DeliveryWorker(app, started)
     if started:
-        await worker.run(until_drained=True, give_up_after=give_up_after)
+        await _drain_as_leader(app, worker, started, give_up_after)
     return {
         "subscriptions": n_subs,
         "messages": messages,
@@ -422,3 +422,46 @@ async def send_now(app: App, *, composer: Composer | None = None, recorder: Reco
         "dead": worker.counts["dead"],
         "pending": await pending_count(app.store),
     }
+
+
+async def _drain_as_leader(app: App, worker: Any, adapters: list[str], give_up_after: float | None) -> None:
+    """Drain the outbox, or wait while the running service drains it.
+
+    Sending is the leader's job (one sender per bot keeps the platform's limit): when a
+    ``digestbot run`` leads, it sends what we queued and we wait; otherwise we take the
+    lease ourselves for the time of the drain, so a service starting meanwhile waits."""
+    import asyncio
+    import contextlib
+    import time
+
+    from bot import leases
+
+    ttl = leases.lease_ttl()
+    if not await leases.acquire(app.store, leases.LEADER, app.instance_id, ttl):
+        log.info("the running service delivers; waiting for the outbox to drain")
+        deadline = None if give_up_after is None else time.monotonic() + give_up_after
+        while await pending_count(app.store, adapters) > 0:
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            if await leases.holder_of(app.store, leases.LEADER) is None and await leases.acquire(
+                    app.store, leases.LEADER, app.instance_id, ttl):
+                break  # the service went away: finish the job ourselves
+            await asyncio.sleep(0.5)
+        else:
+            return
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(ttl / 3)
+            with contextlib.suppress(Exception):
+                await leases.acquire(app.store, leases.LEADER, app.instance_id, ttl)
+
+    keeper = asyncio.create_task(renew())
+    try:
+        await worker.run(until_drained=True, give_up_after=give_up_after)
+    finally:
+        keeper.cancel()
+        with contextlib.suppress(BaseException):
+            await keeper
+        with contextlib.suppress(Exception):
+            await leases.release(app.store, leases.LEADER, app.instance_id)

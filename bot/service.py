@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXIT_AFTER_START = "DIGESTBOT_EXIT_AFTER_START"
-SCHEDULER_LEASE = "scheduler"
+LEADER_LEASE = "leader"  # bot.leases.LEADER
 
 
 async def ensure_console_subscription(app: App) -> Subscription | None:
@@ -69,36 +69,75 @@ def _command_handler(app: App) -> Any:
     return on_command
 
 
+def _polls(app: App, name: str) -> bool:
+    """Adapters that pull updates (Telegram long polling) may run in one process only."""
+    return getattr(app.settings.adapter_configs.get(name), "mode", None) == "polling"
+
+
 class Service:
-    """The pieces of one ``digestbot run`` process and their order of start and stop."""
+    """The pieces of one ``digestbot run`` process and their order of start and stop.
+
+    Several processes may share one PostgreSQL. One of them holds the *leader* lease and
+    runs the scheduler, the delivery worker and the polling adapters: one sender per bot
+    keeps the platform's bot-wide limit across processes (one process already fills it),
+    and Telegram allows one poller per token. The others serve webhook / HTTP-mode
+    adapters and stand by; when the leader dies its lease expires and one of them takes
+    over within ``leases.TTL + leases.RETRY`` seconds. On SQLite the one process leads.
+    """
 
     def __init__(self, app: App):
-        from bot.delivery.worker import DeliveryWorker
         from bot.scheduler import Scheduler
 
         self.app = app
-        self.worker = DeliveryWorker(app, app.adapter_names)
+        self.worker = self._new_worker()
         self.scheduler = Scheduler(app)
         self.started_adapters: list[str] = []
+        self.polling: list[str] = []
         self._worker_task: asyncio.Task[None] | None = None
+        self._catch_up: asyncio.Task[Any] | None = None
         self.lease: Any = None
         self.stop_event = asyncio.Event()
+        self._handler = _command_handler(app)
+
+    def _new_worker(self) -> Any:
+        from bot.delivery.worker import DeliveryWorker
+
+        return DeliveryWorker(self.app, [])
+
+    def _wake(self) -> None:
+        self.worker.wake()
+
+    def _changed(self, sub: Any = None) -> Any:
+        return self.scheduler.subscription_changed(sub)
+
+    @property
+    def leading(self) -> bool:
+        return bool(self.lease is not None and self.lease.held)
+
+    async def _start_adapter(self, name: str) -> None:
+        try:
+            await self.app.adapter(name).start(self._handler)
+            self.started_adapters.append(name)
+        except Exception:  # one platform down must not keep the others from working
+            log.exception("adapter %s failed to start; its messages stay queued", name)
 
     async def start(self) -> None:
-        from bot.leases import LeaseKeeper
+        from bot.leases import LeaseKeeper, lease_ttl
 
         app = self.app
-        app.delivery_wake = self.worker.wake  # type: ignore[attr-defined]
-        app.on_subscription_changed = self.scheduler.subscription_changed  # type: ignore[attr-defined]
-        handler = _command_handler(app)
+        app.delivery_wake = self._wake  # type: ignore[attr-defined]
+        app.on_subscription_changed = self._changed  # type: ignore[attr-defined]
         for name in app.adapter_names:
-            try:
-                await app.adapter(name).start(handler)
-                self.started_adapters.append(name)
-            except Exception:  # one platform down must not keep the others from working
-                log.exception("adapter %s failed to start; its messages stay queued", name)
-        self.worker.adapters = list(self.started_adapters)
-        self._worker_task = asyncio.create_task(self.worker.run(), name="delivery")
+            if _polls(app, name):
+                self.polling.append(name)
+            else:
+                await self._start_adapter(name)
+        self.lease = LeaseKeeper(app.store, LEADER_LEASE, app.instance_id, on_acquired=self._lead,
+                                 on_lost=self._follow, ttl=lease_ttl())
+        self.lease.start()
+        await self.lease.first_try.wait()
+        if not self.leading:
+            log.info("another process leads (scheduler, delivery, polling); this one stands by")
         await _ingest(app)
         console = await ensure_console_subscription(app)
         if console is not None and console.id is not None and "console" in self.started_adapters:
@@ -109,20 +148,38 @@ class Service:
             except Exception:
                 log.exception("the console digest failed")
 
-        async def acquired() -> None:
-            await self.scheduler.start(ingest=True, catch_up=True)
+    async def _lead(self) -> None:
+        for name in self.polling:
+            if name not in self.started_adapters:
+                await self._start_adapter(name)
+        self.worker = self._new_worker()
+        self.worker.adapters = list(self.started_adapters)
+        self._worker_task = asyncio.create_task(self.worker.run(), name="delivery")
+        await self.scheduler.start(ingest=True, catch_up=False)
+        # Catching up may compose many digests; the lease must keep being renewed meanwhile.
+        self._catch_up = asyncio.create_task(self.scheduler.catch_up(), name="catch-up")
 
-        async def lost() -> None:
-            self.scheduler.shutdown()
-            from bot.scheduler import Scheduler
+    async def _follow(self) -> None:
+        """Lost the lease (or stopping): hand everything back."""
+        from bot.scheduler import Scheduler
 
-            self.scheduler = Scheduler(app)  # an AsyncIOScheduler cannot be started twice
-            app.on_subscription_changed = self.scheduler.subscription_changed  # type: ignore[attr-defined]
-
-        self.lease = LeaseKeeper(app.store, SCHEDULER_LEASE, app.instance_id, on_acquired=acquired,
-                                 on_lost=lost)
-        self.lease.start()
-        await self.lease.first_try.wait()
+        if self._catch_up is not None:
+            self._catch_up.cancel()
+            self._catch_up = None
+        self.scheduler.shutdown()
+        self.scheduler = Scheduler(self.app)  # an AsyncIOScheduler cannot be started twice
+        self.worker.stop_soon()
+        if self._worker_task is not None:
+            with contextlib.suppress(Exception):
+                await self._worker_task
+            self._worker_task = None
+        for name in self.polling:
+            if name in self.started_adapters:
+                self.started_adapters.remove(name)
+                try:
+                    await self.app.adapter(name).stop()
+                except Exception:
+                    log.exception("stopping adapter %s failed", name)
 
     async def wait_until_idle(self) -> None:
         """Until the outbox holds nothing this process can send."""
@@ -135,7 +192,7 @@ class Service:
 
     async def stop(self) -> None:
         if self.lease is not None:
-            await self.lease.stop()
+            await self.lease.stop()  # runs _follow when we led
         self.scheduler.shutdown()
         self.worker.stop_soon()
         if self._worker_task is not None:

@@ -269,3 +269,33 @@ async def test_outlet_boilerplate_is_not_a_summary(store) -> None:
     by_id = {e.story_id: e for e in d.entries}
     assert by_id[sid].summary == lead
     assert by_id[sid2].summary == repost
+
+
+async def test_stories_cut_by_max_stories_are_not_offered_again_until_they_grow(store) -> None:
+    big, small, _ = await _three(store)
+    app = _app(store)
+    sub = await add_subscription(store, max_stories=1)
+    d = await compose(app, sub, now=NOW)
+    assert [e.story_id for e in d.entries] == [big] and d.passed_over == {small: 1}
+    async with store.begin() as conn:
+        await record_delivered(conn, sub.id, d)
+    async with store.connect() as conn:
+        rows = {r.story_id: (r.size, r.shown) for r in (await conn.execute(select(deliveries))).all()}
+    assert rows == {big: (3, True), small: (1, False)}
+    # The next window overlaps the last one (the outbox does so to catch late commits): nothing repeats.
+    later = NOW + timedelta(hours=1)
+    assert (await compose(app, sub, now=later, window_start=NOW - timedelta(minutes=90))).entries == []
+    # The cut story gains an article: it is new again (not an "update"), and then shown.
+    await add_articles(store, small, [Art("Apple patches zero-day, again", outlet="The Record", lang="en",
+                                          ingested_at=later - timedelta(minutes=5))])
+    d2 = await compose(app, sub, now=later, window_start=NOW - timedelta(minutes=10))
+    assert [(e.story_id, e.is_update) for e in d2.entries] == [(small, False)]
+    async with store.begin() as conn:
+        await record_delivered(conn, sub.id, d2)
+        # A passed-over record never hides a story that was shown.
+        d2.passed_over = {big: 99}
+        d2.entries = []
+        await record_delivered(conn, sub.id, d2)
+    async with store.connect() as conn:
+        rows = {r.story_id: (r.size, r.shown) for r in (await conn.execute(select(deliveries))).all()}
+    assert rows == {big: (3, True), small: (2, True)}

@@ -618,17 +618,18 @@ class FolderSource:
     def _assemble(self, parsed: list[Parsed], files: dict[str, FileState]) -> SourceResult:
         part = SourceResult()
         for p in parsed:
-            where = self._where(p.rel)
             if p.state is not None:
                 part.file_states[p.rel] = p.state
                 files[p.rel] = p.state
             if p.article is not None:
                 part.articles.append(p.article)
-                part.warnings.extend(Rejection(where, w) for w in p.warnings)
+                if p.warnings:
+                    where = self._where(p.rel)
+                    part.warnings.extend(Rejection(where, w) for w in p.warnings)
             elif p.unchanged and p.reason is None:
                 part.unchanged += 1
             elif p.reason is not None:
+                where = self._where(p.rel)
                 part.rejections.append(Rejection(where, p.reason, retry=p.retry))
-                if p.warnings:
-                    part.warnings.extend(Rejection(where, w) for w in p.warnings)
+                part.warnings.extend(Rejection(where, w) for w in p.warnings)
         return part

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -26,10 +27,13 @@ class InvalidArticle(ValueError):
     """An article that cannot be stored as it is."""
 
 
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
 def _clean_text(s: str) -> str:
     # PostgreSQL refuses NUL characters and lone surrogates in text; SQLite would keep them and
     # break the other backend's dumps, so both get the same text.
-    if not s.isascii():
+    if not s.isascii() and _SURROGATE_RE.search(s):
         s = s.encode("utf-8", "replace").decode("utf-8")
     return s.replace("\x00", "") if "\x00" in s else s
 

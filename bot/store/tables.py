@@ -170,6 +170,9 @@ deliveries = Table(
     Column("story_id", Id, ForeignKey("stories.id", ondelete="CASCADE"), primary_key=True),
     Column("size", Integer, nullable=False),
     Column("delivered_at", TS, nullable=False),
+    # False: the story was in a digest's window but cut (max_stories); it may come back as new
+    # once it grows, never as an update.
+    Column("shown", Boolean, nullable=False, default=True),
 )
 
 outbox = Table(

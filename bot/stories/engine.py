@@ -40,7 +40,7 @@ class Doc:
 @dataclass(slots=True)
 class Params:
     window_hours: float = 72.0
-    similarity: float = 0.23  # story: average-link similarity to join (and to merge two stories)
+    similarity: float = 0.13  # story: average-link similarity to join (and to merge two stories)
     dup_window_hours: float = 168.0  # reposts come later than follow-ups do
     dup_containment: float = 0.75  # duplicates: shingle containment of the shorter text
     dup_length_ratio: float = 0.25  # ... and the shorter is at least this share of the longer
@@ -51,15 +51,16 @@ class Params:
     name_share: float = 0.25  # weight of the Latin-names cosine beside the all-words cosine
     title_share: float = 0.25  # ... and of the title-only cosine (short pages are mostly title)
     cross_lang_scale: float = 3.0  # Chinese and English reports share only names: rescale their cosine
-    same_outlet_scale: float = 1.0  # < 1 asks more of two pages of one outlet
+    same_outlet_scale: float = 0.6  # one outlet's pages share house style and pet topics: ask more
     id_conflict_scale: float = 0.5  # both name CVE ids and share none: most likely two events
-    vector_terms: int = 0  # 0: keep every term; n: only the n heaviest (less peripheral noise)
+    vector_terms: int = 80  # 0: keep every term; n: only the n heaviest (less peripheral noise)
     lede_lines: int = 0  # the first n lines of own text weigh double (news puts the event first)
-    time_decay: float = 0.0  # per day beyond the first, the share of similarity lost (reports bunch up)
+    time_decay: float = 0.1  # per day beyond the first, the share of similarity lost (reports bunch up)
     link_top: int = 0  # 0: average link over the story's members; k: mean of the k best links
     merge: bool = True  # after an article joins, merge its story with a candidate that links well
     merge_similarity: float = 0.0  # 0: the same bar as joining
     top_terms: int = 12  # per article, in the inverted index
+    top_names: int = 4  # ... and Latin names
     max_candidates: int = 10  # duplicate candidates confirmed per article
     max_members: int = 40  # story members an average link looks at (the most recent)
 
@@ -265,7 +266,8 @@ class Engine:
         text = "\n".join(t for _, t in lines) or doc.title
         if sig is None:
             sig = F.minhash([F.shingles(text)])[0]
-        lang = doc.lang or detect_lang(doc.title + "\n" + text[:2000])
+        # From the text itself: feeds mislabel languages more often than the text misleads.
+        lang = detect_lang(doc.title + "\n" + text[:2000])
         it = _Item(
             id=doc.id,
             outlet=doc.outlet or "",
@@ -441,10 +443,9 @@ class Engine:
         return reps[-self.p.max_members :]
 
     def _best_story(self, it: _Item) -> int | None:
-        vec = self._vector(it)
         win = self.p.window_seconds
         cand_stories: set[int] = set()
-        for t in _top_terms(vec, self.p.top_terms):
+        for t in self._index_terms(it):
             for aid in self._term_index.get(t, ()):
                 other = self.items.get(aid)
                 if other is not None and abs(other.ts - it.ts) <= win:
@@ -469,6 +470,12 @@ class Engine:
         if best and best[0] >= self.p.similarity:
             return best[1]
         return None
+
+    def _index_terms(self, it: _Item) -> list[str]:
+        """Top words plus top Latin names: names are how a Chinese report finds an English one."""
+        top = _top_terms(self._vector(it), self.p.top_terms)
+        names = [t for t in _top_terms(self._name_vector(it), self.p.top_names) if t not in top]
+        return top + names
 
     def _sim(self, a: _Item, b: _Item) -> float:
         """Blend of three cosines (all words, Latin names, titles), adjusted for language and ids."""
@@ -507,7 +514,8 @@ class Engine:
                 if other is None or sid == st.id or other.roundup:
                     continue
                 score = self._link(st, other, it.ts)
-                if score >= (self.p.merge_similarity or self.p.similarity) and (best is None or score > best[0]):
+                bar = self.p.merge_similarity or self.p.similarity
+                if score >= bar and (best is None or score > best[0]):
                     best = (score, sid)
             if best is None:
                 return
@@ -566,7 +574,7 @@ class Engine:
         if it.root == it.id and not it.roundup:
             st.reps.append(it.id)
             it.dirty()
-            it.top = _top_terms(self._vector(it), self.p.top_terms)
+            it.top = self._index_terms(it)
             for t in it.top:
                 self._term_index[t].append(it.id)
 

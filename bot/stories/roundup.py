@@ -14,7 +14,8 @@ _TITLE_RE = re.compile(
     r"资讯汇总|热点汇总|要闻|周末|汇总|精选|"
     r"week(?:ly)?\s*(?:recap|review|roundup|round-up|digest|summary|wrap)|"
     r"\bweek in (?:review|security)\b|daily\s*(?:digest|brief|briefing|roundup|news)|"
-    r"\b(?:daily|news)\s+review\b|\d{4}-\d{2}-\d{2}\s+review\b|\bnewsletter\b|\bround-?up\b|\brecap\b|\bthis week\b|\bheadlines\b",
+    r"\b(?:daily|news)\s+review\b|\d{4}-\d{2}-\d{2}\s+review\b|"
+    r"\bnewsletter\b|\bround-?up\b|\brecap\b|\bthis week\b|\bheadlines\b",
     re.IGNORECASE,
 )
 # Link-digest files (a Markdown list of outlet links) carry this shape of title.

@@ -129,6 +129,7 @@ def upgrade() -> None:
         sa.Column("story_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("shown", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(["story_id"], ["stories.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["subscription_id"], ["subscriptions.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("subscription_id", "story_id"),

@@ -1,0 +1,160 @@
+"""Score story clustering on a labelled folder, through the real pipeline.
+
+The folder is ingested into a temporary SQLite store by ``run_ingest`` (a folder source,
+the caller's story settings), then each file's ``story_id`` / ``duplicate_of`` is read
+back and compared with ``labels.tsv`` (columns ``file``, ``story``, ``dup``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from bot.stories.metrics import bcubed, pairwise
+
+
+@dataclass
+class EvalResult:
+    folder: str
+    documents: int = 0
+    labelled: int = 0
+    story_precision: float = 0.0
+    story_recall: float = 0.0
+    story_f1: float = 0.0
+    dup_precision: float = 0.0
+    dup_recall: float = 0.0
+    dup_pairs_predicted: int = 0
+    dup_pairs_gold: int = 0
+    stories_predicted: int = 0
+    stories_gold: int = 0
+    seconds: float = 0.0
+    seeds: dict[str, Any] = field(default_factory=dict)
+    unlabelled: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "folder": self.folder, "documents": self.documents, "labelled": self.labelled,
+            "story": {"precision": round(self.story_precision, 4), "recall": round(self.story_recall, 4),
+                      "f1": round(self.story_f1, 4), "predicted": self.stories_predicted,
+                      "gold": self.stories_gold},
+            "duplicates": {"precision": round(self.dup_precision, 4), "recall": round(self.dup_recall, 4),
+                           "predicted_pairs": self.dup_pairs_predicted, "gold_pairs": self.dup_pairs_gold},
+            "seeds": self.seeds, "seconds": round(self.seconds, 2), "unlabelled": self.unlabelled,
+        }
+
+    def render_text(self) -> str:
+        lines = [
+            f"{self.folder}: {self.documents} documents, {self.labelled} labelled ({self.seconds:.1f}s)",
+            f"stories     B-cubed precision {self.story_precision:.3f}  recall {self.story_recall:.3f}  "
+            f"F1 {self.story_f1:.3f}   ({self.stories_predicted} predicted, {self.stories_gold} labelled)",
+            f"duplicates  pairwise precision {self.dup_precision:.3f}  recall {self.dup_recall:.3f}   "
+            f"({self.dup_pairs_predicted} predicted pairs, {self.dup_pairs_gold} labelled)",
+        ]
+        if self.seeds:
+            s = self.seeds
+            verdict = "OK" if s["together"] and not s["intruders"] else "NOT OK"
+            lines.append(f"seeds       story {s['story']!r}: {s['members']} documents in "
+                         f"{s['predicted_stories']} predicted story(ies), {len(s['intruders'])} unrelated "
+                         f"joined -> {verdict}")
+            for t in s["intruders"]:
+                lines.append(f"            intruder: {t}")
+        if self.unlabelled:
+            lines.append(f"({len(self.unlabelled)} files have no label and were left out)")
+        return "\n".join(lines)
+
+
+def read_labels(path: Path) -> dict[str, tuple[str, str]]:
+    out: dict[str, tuple[str, str]] = {}
+    with path.open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            name = (row.get("file") or "").strip()
+            if name:
+                out[name] = ((row.get("story") or "").strip(), (row.get("dup") or "").strip() or name)
+    return out
+
+
+def _find_labels(folder: Path, labels: str | None) -> Path:
+    if labels:
+        return Path(labels)
+    for candidate in (folder / "labels.tsv", folder.parent / "labels.tsv"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"no labels.tsv in {folder} or {folder.parent} (give --labels)")
+
+
+def _inputs(folder: Path, labels: str | None) -> tuple[Path, dict[str, tuple[str, str]]]:
+    folder = folder.resolve()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"not a folder: {folder}")
+    return folder, read_labels(_find_labels(folder, labels))
+
+
+async def evaluate_folder(folder: str | Path, labels: str | None = None, settings: Any = None
+                          ) -> EvalResult:
+    from bot.app import App
+    from bot.config import load_settings
+    from bot.ingest import run_ingest
+    from bot.store.articles import list_articles
+
+    folder, gold = _inputs(Path(folder), labels)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="digestbot-eval-") as tmp:
+        cfg: dict[str, Any] = {
+            "database": {"url": f"sqlite:///{Path(tmp) / 'eval.db'}"},
+            "sources": [{"name": "eval", "type": "folder", "path": str(folder)}],
+            "adapters": {"console": {}},
+        }
+        if settings is not None:
+            cfg["timezone"] = settings.timezone
+            cfg["stories"] = settings.stories.model_dump()
+        app = await App.open(load_settings(text=json.dumps(cfg)))
+        try:
+            await run_ingest(app)
+            arts = await list_articles(app.store)
+        finally:
+            await app.close()
+    res = EvalResult(folder=str(folder), documents=len(arts))
+    pred_story: dict[str, int] = {}
+    pred_dup: dict[str, int] = {}
+    titles: dict[str, str] = {}
+    for a in arts:
+        name = PurePosixPath(a.path or "").name
+        if name not in gold:
+            res.unlabelled.append(a.path or a.external_id)
+            continue
+        pred_story[name] = a.story_id if a.story_id is not None else -(a.id or 0)
+        pred_dup[name] = a.duplicate_of or a.id or 0
+        titles[name] = a.title
+    gold_story = {k: v[0] for k, v in gold.items() if k in pred_story}
+    gold_dup = {k: v[1] for k, v in gold.items() if k in pred_story}
+    res.labelled = len(gold_story)
+    res.story_precision, res.story_recall, res.story_f1 = bcubed(pred_story, gold_story)
+    (res.dup_precision, res.dup_recall, res.dup_pairs_predicted,
+     res.dup_pairs_gold) = pairwise(pred_dup, gold_dup)
+    res.stories_predicted = len(set(pred_story.values()))
+    res.stories_gold = len(set(gold_story.values()))
+    res.seeds = _seed_check(gold_story, pred_story, titles)
+    res.seconds = time.perf_counter() - started
+    return res
+
+
+def _seed_check(gold: dict[str, str], pred: dict[str, int], titles: dict[str, str]) -> dict[str, Any]:
+    """The seed articles' story: all of it in one predicted story, and nothing else there."""
+    seeds = [k for k in gold if k.startswith("seed_")]
+    if not seeds:
+        return {}
+    story = gold[seeds[0]]
+    members = [k for k, g in gold.items() if g == story]
+    predicted = {pred[k] for k in members}
+    by_pred: dict[int, list[str]] = defaultdict(list)
+    for k, p in pred.items():
+        by_pred[p].append(k)
+    intruders = sorted(titles[k] for p in predicted for k in by_pred[p] if gold[k] != story)
+    return {"story": story, "members": len(members), "predicted_stories": len(predicted),
+            "together": len(predicted) == 1, "intruders": intruders}
