@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-_SYL = "ba be bi bo bu da de di do du ka ke ki ko ku la le li lo lu ma me mi mo mu na ne ni no nu ra re ri ro".split()
-_HAN = "安全漏洞攻击厂商补丁服务器用户数据泄露研究人员发现报告恶意软件勒索团伙警方逮捕政府监管芯片手机电池汽车工厂市场投资"
+_SYL = "ba be bi bo bu da de di do du ka ke ki ko ku la le li lo lu ma me mi mo mu na ne ni no".split()
+_HAN = "安全漏洞攻击厂商补丁服务器用户数据泄露研究人员发现报告恶意软件勒索团伙警方逮捕政府监管芯片手机电池"
 
 
 def _word(rng: random.Random, zh: bool) -> str:

@@ -134,7 +134,8 @@ _FM_BOUNDARY = re.compile(r"^-{3,}[ \t]*$", re.M)
 _SIMPLE_KEY_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):(?: +(.*))?")
 _SIMPLE_STR_RE = re.compile(r'"([^"\\]*)"|\'([^\']*)\'')
 _SIMPLE_INT_RE = re.compile(r"-?(?:0|[1-9][0-9]*)")
-_NOT_PRINTABLE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
+# Not printable in YAML, or a YAML line break (NEL, LS, PS) that YAML folds inside quotes.
+_NOT_PRINTABLE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 _NO = object()
 # Plain words YAML 1.1 reads as booleans or null, even as keys.
 _YAML_WORDS = frozenset({"yes", "no", "true", "false", "on", "off", "null"})
