@@ -57,7 +57,7 @@ def test_run_answers_commands_typed_on_stdin(db_url: str, tmp_path: Path) -> Non
         proc.stdin.flush()
         assert _read_until(proc, "Unknown command “frobnicate”. Send /help for the list.", out), "".join(out)
         text = "".join(out)
-        assert "阿里巴巴确认与苹果合作" in text and "Time zone: Europe/London" in text
+        assert "苹果发布新款平板电脑" in text and "Time zone: Europe/London" in text
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -93,7 +93,7 @@ async def test_scripted_conversation_socket_mode(fake_slack: FakeSlack, socket_a
     assert p["response_type"] == "ephemeral"
     texts = _section_texts(p)
     assert texts[0] == "“苹果”的搜索结果（1–1，共 2 条）："
-    assert "阿里巴巴确认与苹果合作" in texts[1]
+    assert "苹果发布新款平板电脑" in texts[1]
     buttons = [e for b in p["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert [(b["action_id"], b["value"]) for b in buttons] == [("search", "1:苹果")]
     # Pressing "more" replaces the ephemeral message through its response_url.
@@ -139,7 +139,7 @@ async def test_signed_slash_command_gets_results(fake_slack: FakeSlack, http_app
     data = json.loads(body)
     assert data["response_type"] == "ephemeral"
     assert _section_texts(data)[0] == "Results for “苹果” (1–1 of 2):"  # the fake's users are en-US
-    assert "阿里巴巴确认与苹果合作" in _section_texts(data)[1]
+    assert "苹果发布新款平板电脑" in _section_texts(data)[1]
     [(_, info)] = fake_slack.requests("users.info")
     assert info["user"] == "U100" and str(info["include_locale"]).lower() in ("1", "true")
 
