@@ -364,8 +364,13 @@ async def run_ingest(app: App, *, progress: bool = False, only: list[str] | None
             await ctx.load_hooks()
         with bar if bar is not None else contextlib.nullcontext():
             reports = await asyncio.gather(*(one(c) for c in configs))
+    metrics = getattr(app, "metrics", None)
     for c, r in zip(configs, reports, strict=True):
         report.sources[c.name] = r
+        if metrics is not None:
+            metrics.articles_ingested.labels(c.name, "new").inc(r.new)
+            metrics.articles_ingested.labels(c.name, "updated").inc(r.updated)
+            metrics.rejected.labels(c.name).inc(len(r.rejections))
     report.seconds = time.perf_counter() - started
     return report
 

@@ -96,6 +96,7 @@ class Service:
         self._worker_task: asyncio.Task[None] | None = None
         self._catch_up: asyncio.Task[Any] | None = None
         self.lease: Any = None
+        self.health: Any = None
         self.stop_event = asyncio.Event()
         self._handler = _command_handler(app)
 
@@ -125,6 +126,11 @@ class Service:
         from bot.leases import LeaseKeeper, lease_ttl
 
         app = self.app
+        if app.settings.server.port:
+            from bot.health import HealthServer
+
+            self.health = HealthServer(app, leases=lambda: {LEADER_LEASE: self.leading})
+            await self.health.start(app.settings.server.host, app.settings.server.port)
         app.delivery_wake = self._wake  # type: ignore[attr-defined]
         app.on_subscription_changed = self._changed  # type: ignore[attr-defined]
         for name in app.adapter_names:
@@ -172,6 +178,8 @@ class Service:
         if self._worker_task is not None:
             with contextlib.suppress(Exception):
                 await self._worker_task
+        if self.health is not None:
+            await self.health.stop()
             self._worker_task = None
         for name in self.polling:
             if name in self.started_adapters:
