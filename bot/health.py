@@ -51,7 +51,7 @@ class HealthServer:
     async def _refresh_gauges(self) -> None:
         from sqlalchemy import func, select
 
-        from bot.store.tables import outbox, stories
+        from bot.store.tables import articles, outbox, stories
 
         m = self.app.metrics
         try:
@@ -60,6 +60,9 @@ class HealthServer:
                     select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.status == "pending")
                 )).one()
                 n_stories = (await conn.execute(select(func.count()).select_from(stories))).scalar_one()
+                n_dups = (await conn.execute(
+                    select(func.count()).where(articles.c.duplicate_of.is_not(None))
+                )).scalar_one()
         except Exception:
             log.warning("metrics: store unavailable", exc_info=True)
             return
@@ -71,6 +74,7 @@ class HealthServer:
         else:
             m.outbox_oldest_age.set(0)
         m.stories.set(n_stories or 0)
+        m.duplicates.set(n_dups or 0)
         for name, held in self.leases().items():
             m.lease_held.labels(name).set(1 if held else 0)
 

@@ -48,9 +48,14 @@ def test_healthz_and_metrics_served_by_run(tmp_path: Path, db_url: str) -> None:
         assert health is not None and health.status_code == 200, "healthz never answered"
         body = health.json()
         assert body["status"] == "ok" and body["leases"] == {"leader": True}
-        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-        assert 'digestbot_articles_ingested_total{kind="new",source="examples"} 20.0' in metrics
-        assert "digestbot_outbox_depth" in metrics and 'digestbot_lease_held{name="leader"} 1.0' in metrics
+        want = 'digestbot_articles_ingested_total{kind="new",source="examples"} 20.0'
+        metrics = ""
+        while time.monotonic() < deadline and want not in metrics:  # the first ingest may still run
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            time.sleep(0.2)
+        assert want in metrics
+        assert "digestbot_duplicates 1.0" in metrics and "digestbot_outbox_depth" in metrics
+        assert 'digestbot_lease_held{name="leader"} 1.0' in metrics
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
