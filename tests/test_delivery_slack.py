@@ -46,8 +46,9 @@ async def _queue(app: App, channels: list[str], parts: int) -> dict[str, list[st
         for ch in channels:
             sub = await subs.upsert(conn, subs.defaults(app.settings, "slack", ch, chat_type="group"))
             texts = [f"{ch} part {i}" for i in range(parts)]
-            await outbox.enqueue(conn, adapter="slack", chat_id=ch, chat_type="group", subscription_id=sub.id,
-                                 payloads=[_payload(t) for t in texts], plain_payloads=[{"text": t} for t in texts])
+            await outbox.enqueue(conn, adapter="slack", chat_id=ch, chat_type="group",
+                                 subscription_id=sub.id, payloads=[_payload(t) for t in texts],
+                                 plain_payloads=[{"text": t} for t in texts])
             expected[ch] = texts
     return expected
 
@@ -62,7 +63,8 @@ async def test_slack_pace_retry_after_and_gone_channels(db_url: str) -> None:
     async with FakeSlack() as fake:
         app = await _app(db_url, fake)
         try:
-            expected = await _queue(app, ["C1", "C2", "C3", "C4"], parts=5)  # more than the fake's burst of 3 per channel
+            # More parts than the fake's burst of 3 per channel: only our pace avoids its 429s.
+            expected = await _queue(app, ["C1", "C2", "C3", "C4"], parts=5)
             fake.fail_channel("C4", "channel_not_found")
             fake.inject("ratelimited", channel="C2", times=1, retry_after=1)
             fake.inject("server_error", channel="C3", times=1)
