@@ -48,14 +48,14 @@ def _fill(db_url: str) -> None:
             recent = datetime.now(UTC) - timedelta(hours=1)
             await add_story(
                 store,
-                "苹果牵手阿里巴巴 <!here>",
+                "苹果携手阿里巴巴 <!here>",
                 [
                     Art(
-                        "苹果牵手阿里巴巴 <!here>",
+                        "苹果携手阿里巴巴 <!here>",
                         outlet="iyiou",
                         url="https://www.iyiou.com/a/1",
                         ingested_at=recent,
-                        body="亿欧2月11日消息，苹果公司已与阿里巴巴集团达成合作，双方将共同开发人工智能功能。",
+                        body="快讯3月10日消息，苹果公司与阿里巴巴集团宣布合作，两家公司将开发人工智能功能。",
                     ),
                     Art("苹果阿里组CP", outlet="qq", ingested_at=recent),
                 ],
@@ -79,7 +79,7 @@ def test_preview_formats_through_cli(tmp_path: Path, db_url: str) -> None:
     assert len(payloads) == 1
     visible = parse_telegram_html(payloads[0]["text"], strict_amp=True)
     assert visible_length(payloads[0]["text"]) <= 4096
-    assert "苹果牵手阿里巴巴 <!here>" in visible and "亿欧、腾讯新闻" in visible and "Stale" not in visible
+    assert "苹果携手阿里巴巴 <!here>" in visible and "亿欧、腾讯新闻" in visible and "Stale" not in visible
     assert payloads[0]["link_preview_options"] == {"is_disabled": True}
 
     sl = _cli(cfg, "digest", "--preview", "--format", "slack", "--locale", "en", "--json", cwd=tmp_path)
@@ -90,7 +90,7 @@ def test_preview_formats_through_cli(tmp_path: Path, db_url: str) -> None:
 
     txt = _cli(cfg, "digest", "--preview", cwd=tmp_path)
     assert txt.returncode == 0, txt.stderr
-    assert "1. 苹果牵手阿里巴巴 <!here>" in txt.stdout and "https://www.iyiou.com/a/1" in txt.stdout
+    assert "1. 苹果携手阿里巴巴 <!here>" in txt.stdout and "https://www.iyiou.com/a/1" in txt.stdout
 
 
 def test_preview_on_empty_store(tmp_path: Path, db_url: str) -> None:

@@ -15,8 +15,8 @@ from bot.store.tables import deliveries, subscriptions
 from tests.digest_helpers import NOW, Art, add_articles, add_story, add_subscription
 
 BODY_ZH = (
-    "![](https://img.example/a.jpg)\n\n亿欧2月11日消息，据多家媒体报道称，**苹果公司已与阿里巴巴集团达成合作，"
-    "双方将共同为中国市场iPhone用户开发本地化人工智能功能。**\n\n据悉，此次合作旨在应对苹果在中国销售持续下滑的困境。"
+    "![](https://img.example/a.jpg)\n\n快讯3月10日消息，综合多方消息，**苹果公司与阿里巴巴集团宣布合作，"
+    "两家公司将为国行iPhone用户开发人工智能功能。**\n\n分析人士认为，这项合作有望帮助苹果提振在华销量。"
 )
 
 
@@ -34,14 +34,14 @@ def _app(store, **digest) -> App:
 async def _three(store):
     big, _ = await add_story(
         store,
-        "苹果牵手阿里巴巴",
+        "苹果携手阿里巴巴",
         [
             Art(
-                "苹果牵手阿里巴巴",
+                "苹果携手阿里巴巴",
                 outlet="iyiou",
                 body=BODY_ZH,
                 url="https://www.iyiou.com/a/1",
-                summary="亿欧2月11日消息，据多家媒体报道称，苹果公司已与阿里巴巴集团达成合作，双方将共同为中国市场iPho...",
+                summary="快讯3月10日消息，综合多方消息，苹果公司与阿里巴巴集团宣布合作，两家公司将为国行iPho...",
             ),
             Art("苹果阿里组CP", outlet="qq", url="https://new.qq.com/a/2"),
             Art("蔡崇信透露阿里与苹果合作", outlet="qq", url="https://new.qq.com/a/3"),
@@ -90,11 +90,11 @@ async def test_window_ranking_and_entry(store) -> None:
         small,
     ]  # two outlets before one; old is outside the window
     e = d.entries[0]
-    assert e.headline == "苹果牵手阿里巴巴"
+    assert e.headline == "苹果携手阿里巴巴"
     assert e.url == "https://www.iyiou.com/a/1"  # the story's headline article
     assert e.outlets == ["腾讯新闻", "亿欧"] and e.outlet_count == 2  # most articles first, localised
     # The front-matter stub ends in "..." so the body's lead is used, without Markdown debris.
-    assert e.summary.startswith("亿欧2月11日消息，据多家媒体报道称，苹果公司")
+    assert e.summary.startswith("快讯3月10日消息，综合多方消息，苹果公司")
     assert "**" not in e.summary and "![" not in e.summary and "http" not in e.summary
     assert d.heading == "📰 新闻摘要 · 2025年2月14日 周五 08:00"
     assert d.locale == "zh-CN" and d.timezone == "Asia/Shanghai"
@@ -208,7 +208,7 @@ async def test_preview_defaults_and_formats(store) -> None:
     await _three(store)
     app = _app(store)
     text = await preview(app, fmt="text", now=NOW)
-    assert len(text) == 1 and "苹果牵手阿里巴巴" in text[0]["text"]
+    assert len(text) == 1 and "苹果携手阿里巴巴" in text[0]["text"]
     tg = await preview(app, fmt="telegram", locale="en", now=NOW)
     assert tg[0]["parse_mode"] == "HTML" and "News digest" in tg[0]["text"]
     sl = await preview(app, fmt="slack", now=NOW)

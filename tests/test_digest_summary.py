@@ -12,13 +12,13 @@ BODY = """![](https://img.example/a.jpeg)
 
 文 | kiki
 
-亿欧2月11日消息，据多家媒体报道称，**苹果公司已与阿里巴巴集团达成合作，双方将共同为中国市场iPhone用户开发本地化人工智能功能。**
+快讯3月10日消息，综合多方消息，**苹果公司与阿里巴巴集团宣布合作，两家公司将为国行iPhone用户开发人工智能功能。**
 
-据悉，此次合作旨在通过适配中国市场的AI服务，应对苹果在中国销售持续下滑的困境，并提升iPhone的市场竞争力。
+分析人士认为，这项合作有望帮助苹果提振在华销量，并让新款iPhone更有竞争力。
 
 ### **苹果AI中国化之路**
 
-[iyiou](https://www.iyiou.com/analysis/202502121089991)
+[iyiou](https://news.example.com/analysis/2025021201)
 """
 
 
@@ -33,18 +33,18 @@ def test_width() -> None:
 
 
 def test_stub_summary_falls_back_to_body_lead() -> None:
-    stub = "亿欧2月11日消息，据多家媒体报道称，苹果公司已与阿里巴巴集团达成合作，双方将共同为中国市场iPho..."
-    assert not is_real_summary(stub, "苹果牵手阿里巴巴")
-    s = summarize("苹果牵手阿里巴巴", stub, BODY, 120)
+    stub = "快讯3月10日消息，综合多方消息，苹果公司与阿里巴巴集团宣布合作，两家公司将为国行iPho..."
+    assert not is_real_summary(stub, "苹果携手阿里巴巴")
+    s = summarize("苹果携手阿里巴巴", stub, BODY, 120)
     assert s == (
-        "亿欧2月11日消息，据多家媒体报道称，苹果公司已与阿里巴巴集团达成合作，"
-        "双方将共同为中国市场iPhone用户开发本地化人工智能功能。"
+        "快讯3月10日消息，综合多方消息，苹果公司与阿里巴巴集团宣布合作，"
+        "两家公司将为国行iPhone用户开发人工智能功能。"
     )
 
 
 def test_two_sentences_when_they_fit() -> None:
-    s = summarize("苹果牵手阿里巴巴", "", BODY, 400)
-    assert s.endswith("并提升iPhone的市场竞争力。") and s.count("。") == 2
+    s = summarize("苹果携手阿里巴巴", "", BODY, 400)
+    assert s.endswith("并让新款iPhone更有竞争力。") and s.count("。") == 2
     assert "kiki" not in s and "###" not in s and "**" not in s
 
 
@@ -61,7 +61,7 @@ def test_real_summary_is_used() -> None:
 def test_long_sentence_cut_at_clause_boundary() -> None:
     s = summarize("t", "", BODY, 60)
     assert display_width(s) <= 60
-    assert s == "亿欧2月11日消息，据多家媒体报道称…"
+    assert s == "快讯3月10日消息，综合多方消息…"
 
 
 def test_english_cut_never_mid_word() -> None:

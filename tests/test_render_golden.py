@@ -34,13 +34,13 @@ def fixed_digest(locale: str) -> Digest:
     entries = [
         DigestEntry(
             story_id=1,
-            headline="苹果牵手阿里巴巴，中美两大全球科技巨头或将深度捆绑",
-            summary="亿欧2月11日消息，据多家媒体报道称，苹果公司已与阿里巴巴集团达成合作，"
-            "双方将共同为中国市场iPhone用户开发本地化人工智能功能。",
+            headline="苹果携手阿里巴巴，为国行iPhone带来人工智能功能",
+            summary="快讯3月10日消息，综合多方消息，苹果公司与阿里巴巴集团宣布合作，"
+            "两家公司将为国行iPhone用户开发人工智能功能。",
             outlets=[o[1], o[0], "36氪"],
             outlet_count=6,
             time=datetime(2025, 2, 13, 10, 26, tzinfo=UTC),
-            url="https://www.iyiou.com/analysis/202502121089991?from=a&to=b",
+            url="https://news.example.com/analysis/2025021201?from=a&to=b",
         ),
         DigestEntry(
             story_id=2,
@@ -78,7 +78,7 @@ def fixed_reply() -> Reply:
         text="找到 2 条结果 <苹果>",
         items=[
             ResultItem(
-                title="苹果牵手阿里巴巴",
+                title="苹果携手阿里巴巴",
                 url="https://www.iyiou.com/a?x=1&y=2",
                 detail="亿欧、腾讯新闻 · 2月12日",
                 snippet="苹果公司已与阿里巴巴集团达成合作",

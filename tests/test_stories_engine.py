@@ -240,7 +240,7 @@ def test_one_event_in_two_languages_is_one_story_and_same_company_news_is_not() 
 def test_roundups_are_recognised() -> None:
     for title in ("FreeBuf早报 | 某某漏洞；某某事件", "极客早知道：三件事", "安全周报第5期", "牛览：本周要闻",
                   "安全动态回顾|两件大事", "⚡ Weekly Recap: threats and tools", "Daily Digest 2025-02-11",
-                  "每日安全资讯（2025-02-14）", "SecNews 2025-02-11 Review"):
+                  "每日安全资讯（2025-03-01）", "SecNews 2025-03-02 Review"):
         assert is_roundup(title), title
     for title in ("北风机器人以24亿美元收购蓝鳍传感器公司", "Northwind Robotics to buy Bluefin Sensors",
                   "Patch Tuesday fixes 63 flaws"):

@@ -289,7 +289,7 @@ class Engine:
         return it
 
     def _title_terms(self, it: _Item) -> tuple[list[str], list[str]]:
-        """Title words with the outlet's template ("… breached accounts", "U.S. CISA adds …") left out."""
+        """Title words with the outlet's template ("… breached accounts", "Agency adds …") left out."""
         if it.tt is None:
             shared = {g for g in it.grams
                       if any(h != it.id for h in self._outlet_grams.get((it.outlet, g), ()))}

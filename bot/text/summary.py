@@ -1,7 +1,7 @@
 """One- or two-sentence summaries, cut by display width at sentence or clause boundaries.
 
 The front-matter summary wins when it is a real sentence; crawlers often write a
-truncated stub ("…据多家媒体报道称，苹果公司已与阿里巴巴集团达成合作，双方将共同为中国市场iPho...")
+truncated stub ("…据多家媒体报道称，苹果公司与阿里巴巴集团宣布合作，两家公司将为国行iPho...")
 or repeat the title, and then the lead sentences of the body are used instead.
 """
 
