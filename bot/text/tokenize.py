@@ -26,34 +26,30 @@ def _jieba():  # type: ignore[no-untyped-def]
     return rjieba
 
 
-def words(text: str) -> list[str]:
-    """Precise segmentation: each CJK run cut by jieba, other runs lower-cased as words."""
+def _segment(text: str, search_mode: bool) -> list[str]:
     text = unicodedata.normalize("NFKC", text)
     out: list[str] = []
-    jb = None
+    cut = None
     for m in _RUN_RE.finditer(text):
         run = m.group(0)
         if _CJK_RE.match(run):
-            jb = jb or _jieba()
-            out.extend(w for w in jb.cut(run) if w.strip())
+            if cut is None:
+                jb = _jieba()
+                cut = jb.cut_for_search if search_mode else jb.cut
+            out.extend(w for w in cut(run) if w.strip())
         else:
             out.append(run.lower())
     return out
+
+
+def words(text: str) -> list[str]:
+    """Precise segmentation: each CJK run cut by jieba, other runs lower-cased as words."""
+    return _segment(text, search_mode=False)
 
 
 def search_terms(text: str) -> list[str]:
     """Search-mode segmentation: long CJK words also yield their sub-words (阿里巴巴 -> 阿里, 巴巴)."""
-    text = unicodedata.normalize("NFKC", text)
-    out: list[str] = []
-    jb = None
-    for m in _RUN_RE.finditer(text):
-        run = m.group(0)
-        if _CJK_RE.match(run):
-            jb = jb or _jieba()
-            out.extend(w for w in jb.cut_for_search(run) if w.strip())
-        else:
-            out.append(run.lower())
-    return out
+    return _segment(text, search_mode=True)
 
 
 def search_words(text: str) -> list[tuple[str, tuple[str, ...]]]:
