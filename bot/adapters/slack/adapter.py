@@ -388,19 +388,13 @@ class SlackAdapter:
     # -- outgoing ---------------------------------------------------------------------------------
 
     def render(self, value: Digest | Reply, *, plain: bool = False) -> list[dict[str, Any]]:
-        try:
-            from bot.adapters.slack import render as r
-        except ImportError:
-            r = None  # type: ignore[assignment]
+        from bot.adapters.slack import render as r
+
         if isinstance(value, Reply) and value.digest is not None:
             value = value.digest
         if isinstance(value, Digest):
-            if r is not None and hasattr(r, "render_digest"):
-                return list(r.render_digest(value, plain=plain))
-            return [_fallback_digest(value, plain)]
-        if r is not None and hasattr(r, "render_reply"):
-            return list(r.render_reply(value, plain=plain))
-        return [_fallback_reply(value, plain)]
+            return list(r.render_digest(value, plain=plain))
+        return list(r.render_reply(value, plain=plain))
 
     async def send(self, chat_id: str, payload: dict[str, Any]) -> str | None:
         try:
@@ -422,30 +416,3 @@ class SlackAdapter:
 
 def _esc(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _fallback_reply(reply: Reply, plain: bool) -> dict[str, Any]:
-    lines = [reply.text] if reply.text else []
-    blocks: list[dict[str, Any]] = []
-    if reply.text:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _esc(reply.text)[:3000]}})
-    for n, it in enumerate(reply.items, 1):
-        title = f"<{it.url}|{_esc(it.title)}>" if it.url else _esc(it.title)
-        detail = f"\n{_esc(it.detail)}" if it.detail else ""
-        lines.append(f"{n}. {it.title}" + (f" {it.url}" if it.url else ""))
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"{n}. {title}{detail}"[:3000]}})
-    if reply.buttons:
-        blocks.append({"type": "actions", "elements": [
-            {"type": "button", "text": {"type": "plain_text", "text": b.label[:75]}, "action_id": b.action,
-             "value": b.value[:2000]} for b in reply.buttons[:25]]})
-    out: dict[str, Any] = {"text": "\n".join(lines)[:3000] or " "}
-    if not plain:
-        out["blocks"] = blocks[:50]
-    return out
-
-
-def _fallback_digest(digest: Digest, plain: bool) -> dict[str, Any]:
-    from bot.model import ResultItem
-
-    items = [ResultItem(title=e.headline, url=e.url, detail=", ".join(e.outlets)) for e in digest.entries]
-    return _fallback_reply(Reply(digest.heading, items=items), plain)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import html
 import json
 import logging
 import re
@@ -457,19 +456,13 @@ class TelegramAdapter:
     # -- outgoing ---------------------------------------------------------------------------------
 
     def render(self, value: Digest | Reply, *, plain: bool = False) -> list[dict[str, Any]]:
-        try:
-            from bot.adapters.telegram import render as r
-        except ImportError:
-            r = None  # type: ignore[assignment]
+        from bot.adapters.telegram import render as r
+
         if isinstance(value, Reply) and value.digest is not None:
             value = value.digest
         if isinstance(value, Digest):
-            if r is not None and hasattr(r, "render_digest"):
-                return list(r.render_digest(value, plain=plain))
-            return [_fallback_digest(value, plain)]
-        if r is not None and hasattr(r, "render_reply"):
-            return list(r.render_reply(value, plain=plain))
-        return [_fallback_reply(value, plain)]
+            return list(r.render_digest(value, plain=plain))
+        return list(r.render_reply(value, plain=plain))
 
     @staticmethod
     def _chat(chat_id: str) -> int | str:
@@ -524,28 +517,3 @@ def _markup(buttons: list[Any]) -> dict[str, Any]:
         rows.append([{"text": b.label, "callback_data": f"{b.action}:{b.value}"[:64]}
                      for b in buttons[i:i + 2]])
     return {"inline_keyboard": rows}
-
-
-def _fallback_reply(reply: Reply, plain: bool) -> dict[str, Any]:
-    esc = (lambda s: s) if plain else html.escape
-    lines = [esc(reply.text)] if reply.text else []
-    for n, it in enumerate(reply.items, 1):
-        title = esc(it.title)
-        if it.url and not plain:
-            title = f'<a href="{html.escape(it.url, quote=True)}">{title}</a>'
-        elif it.url:
-            title = f"{title} {it.url}"
-        lines.append(f"{n}. {title}" + (f"\n   {esc(it.detail)}" if it.detail else ""))
-    out: dict[str, Any] = {"text": "\n".join(lines)[:4096], "link_preview_options": {"is_disabled": True}}
-    if not plain:
-        out["parse_mode"] = "HTML"
-        if reply.buttons:
-            out["reply_markup"] = _markup(reply.buttons)
-    return out
-
-
-def _fallback_digest(digest: Digest, plain: bool) -> dict[str, Any]:
-    from bot.model import ResultItem
-
-    items = [ResultItem(title=e.headline, url=e.url, detail=", ".join(e.outlets)) for e in digest.entries]
-    return _fallback_reply(Reply(digest.heading, items=items), plain)
