@@ -188,6 +188,8 @@ class _Pass:
         except ImportError as exc:
             rep.error = f"{config.type} sources are not available: {exc}"
             return
+        if self.hooks and hasattr(source, "precompute"):
+            source.precompute = True
         final: SourceResult | None = None
         live: set[str] | None = None
         # Rejections a folder pass already reported: said again, but logged quietly.

@@ -34,6 +34,10 @@ class Article:
     id: int | None = None
     story_id: int | None = None
     duplicate_of: int | None = None
+    # Text-only work for the story engine and the search index, done where the article was
+    # parsed (a worker process on large passes); never stored. See ``bot.derive``.
+    features: Any = field(default=None, repr=False, compare=False)
+    index_fields: Any = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.model import Article
-from bot.search.backends import IndexDoc, backend_for
+from bot.search.backends import IndexDoc, Stream, backend_for
 from bot.search.query import ParsedQuery, QueryError, parse_query
 from bot.search.results import SearchHit, SearchResults, make_snippet
 from bot.search.tokens import stream
@@ -31,13 +31,15 @@ def _body_text(summary: str, body: str) -> str:
     return body[:MAX_INDEXED_BODY_CHARS]
 
 
-def make_doc(article_id: int, title: str, summary: str, body: str, outlet: str) -> IndexDoc:
-    return IndexDoc(
-        article_id=article_id,
-        title=stream(title or ""),
-        body=stream(_body_text(summary or "", body or "")),
-        outlet=stream(outlet or ""),
-    )
+def index_fields(title: str, summary: str, body: str, outlet: str) -> tuple[Stream, Stream, Stream]:
+    """Title, body and outlet token streams (a pure function of the text)."""
+    return stream(title or ""), stream(_body_text(summary or "", body or "")), stream(outlet or "")
+
+
+def make_doc(article_id: int, title: str, summary: str, body: str, outlet: str,
+             fields: tuple[Stream, Stream, Stream] | None = None) -> IndexDoc:
+    t, b, o = fields or index_fields(title, summary, body, outlet)
+    return IndexDoc(article_id=article_id, title=t, body=b, outlet=o)
 
 
 async def index_articles(conn: AsyncConnection, articles: list[Article]) -> None:
@@ -48,7 +50,7 @@ async def index_articles(conn: AsyncConnection, articles: list[Article]) -> None
             log.error("search: article %s/%s has no id yet; not indexed", a.source, a.external_id)
             continue
         try:
-            docs.append(make_doc(a.id, a.title, a.summary, a.body, a.outlet))
+            docs.append(make_doc(a.id, a.title, a.summary, a.body, a.outlet, a.index_fields))
         except Exception:  # one bad text must not stop the batch
             log.exception("search: could not index article %s (%s)", a.id, a.path or a.url or a.external_id)
     if docs:

@@ -70,6 +70,7 @@ class ParseParams:
     settle_seconds: float
     outlet: str | None
     now: float
+    precompute: bool = False  # also derive story features and index tokens (bot.derive)
 
 
 @dataclass(slots=True)
@@ -457,6 +458,10 @@ def _parse_stat(params: ParseParams, rel: str, full: str, st: os.stat_result,
         log.exception("unexpected error parsing %s", full)
         return reject(f"could not parse: {type(exc).__name__}: {exc}", sha)
     article.warnings = warnings + more
+    if params.precompute:
+        from bot.derive import precompute
+
+        precompute(article)
     return Parsed(rel, article=article, warnings=article.warnings, state=state)
 
 
@@ -479,6 +484,8 @@ class FolderSource:
         self.root = settings.resolve_path(config.path)
         self.timezone = settings.source_timezone(config)
         self.pool_threshold = POOL_THRESHOLD if pool_threshold is None else pool_threshold
+        # Set by ingest when stories and search follow: parse workers then derive their inputs too.
+        self.precompute = False
 
     @property
     def location(self) -> str:
@@ -551,7 +558,7 @@ class FolderSource:
         params = ParseParams(
             root=str(self.root), source=self.name, timezone=self.timezone,
             max_file_bytes=self.config.max_file_bytes, settle_seconds=self.config.settle_seconds,
-            outlet=self.config.outlet, now=time.time(),
+            outlet=self.config.outlet, now=time.time(), precompute=self.precompute,
         )
         chunks = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
         if not chunks:

@@ -9,19 +9,21 @@ restricted to the time window, so the cost per article does not grow with the ar
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
+
 from bot.stories import features as F
-from bot.stories.roundup import is_roundup
-from bot.text.clean import detect_lang
 from bot.text.tokenize import is_strong_term, name_terms, terms
 
 log = logging.getLogger(__name__)
 
+_VERSIONS = itertools.count(1)
 TEMPLATE_GRAM = 7  # characters a title shares with another title of its outlet to count as template
 
 
@@ -35,6 +37,7 @@ class Doc:
     published_at: datetime
     outlet: str = ""
     lang: str = ""
+    features: F.ArticleFeatures | None = None  # precomputed where the article was parsed
 
 
 @dataclass(slots=True)
@@ -100,10 +103,20 @@ class _Item:
     vec: dict[str, float] | None = None
     nvec: dict[str, float] | None = None
     tvec: dict[str, float] | None = None
+    ids: frozenset[str] | None = None
+    codes: list[np.ndarray] | None = None  # per line, for duplicate checks
+    shingle_key: tuple[int, ...] = ()  # which lines ``shingles`` was cut from
+    shingles: np.ndarray | None = None
     top: list[str] = field(default_factory=list)
+    # Similarities to lower-id items, each with that item's version when computed; valid
+    # while both are clean (a dirty item clears its own and bumps its version).
+    sims: dict[int, tuple[int, float]] = field(default_factory=dict)
+    version: int = field(default_factory=lambda: next(_VERSIONS))
 
     def dirty(self) -> None:
-        self.tt = self.vec = self.nvec = self.tvec = None
+        self.tt = self.vec = self.nvec = self.tvec = self.ids = None
+        self.sims = {}
+        self.version = next(_VERSIONS)  # unique across items: a re-added article never matches old entries
 
 
 @dataclass(slots=True)
@@ -262,31 +275,27 @@ class Engine:
     # --------------------------------------------------------------- features
 
     def _make_item(self, doc: Doc, sig: list[int] | None = None) -> _Item:
-        lines = F.body_lines(doc.body)
-        text = "\n".join(t for _, t in lines) or doc.title
-        if sig is None:
-            sig = F.minhash([F.shingles(text)])[0]
-        # From the text itself: feeds mislabel languages more often than the text misleads.
-        lang = detect_lang(doc.title + "\n" + text[:2000])
-        it = _Item(
+        f = doc.features
+        if f is None or (f.sig is None and sig is None):
+            f = F.extract(doc.title, doc.body, doc.outlet, template_gram=TEMPLATE_GRAM,
+                          signature=sig is None)
+        return _Item(
             id=doc.id,
             outlet=doc.outlet or "",
             title=doc.title,
             ts=doc.published_at.timestamp(),
-            title_key=F.title_key(doc.title),
-            title_line=F.line_key(F.norm_line(doc.title)),
-            lines=lines,
-            sig=sig,
-            roundup=is_roundup(doc.title, doc.body, doc.outlet),
-            garbled=F.garbled(doc.title, doc.body),
-            zh=lang.startswith("zh"),
+            title_key=f.title_key,
+            title_line=f.title_line,
+            lines=f.lines,
+            sig=sig if sig is not None else f.sig,  # type: ignore[arg-type]
+            roundup=f.roundup,
+            garbled=f.garbled,
+            zh=f.zh,
             root=doc.id,
+            line_terms=f.line_terms,
+            line_names=f.line_names,
+            grams=f.grams,
         )
-        # A body that decoded as mojibake says nothing: such an article is its title alone.
-        it.line_terms = [[] if it.garbled else terms(t) for _, t in lines]
-        it.line_names = [[] if it.garbled else name_terms(t) for _, t in lines]
-        it.grams = frozenset(F.title_grams(doc.title, TEMPLATE_GRAM))
-        return it
 
     def _title_terms(self, it: _Item) -> tuple[list[str], list[str]]:
         """Title words with the outlet's template ("… breached accounts", "Agency adds …") left out."""
@@ -364,7 +373,9 @@ class Engine:
         return it.tvec
 
     def _ids(self, it: _Item) -> frozenset[str]:
-        return frozenset(t for t in self._vector(it) if is_strong_term(t))
+        if it.ids is None:
+            it.ids = frozenset(t for t in self._vector(it) if is_strong_term(t))
+        return it.ids
 
     # ------------------------------------------------------------- duplicates
 
@@ -395,17 +406,23 @@ class Engine:
                 best = (score, other.root)
         return best[1] if best else None
 
-    def _distinctive(self, x: _Item, root: int, new_id: int) -> str:
-        """``x``'s text without lines some other page (not of dup group ``root``) also has."""
-        keep = []
-        for k, t in x.lines:
+    def _distinctive(self, x: _Item, root: int, new_id: int) -> np.ndarray:
+        """Shingles of ``x``'s text without lines some other page (not of dup group ``root``) has."""
+        keep: list[int] = []
+        for i, (k, _) in enumerate(x.lines):
             if k == x.title_line:
                 continue  # the title repeated as a heading: titles are compared on their own
             roots = self._line_roots.get(k)
             if roots and any(r != root and r != new_id for r in roots):
                 continue  # boilerplate (navigation, footers), not evidence of copying
-            keep.append(t)
-        return "\n".join(keep)
+            keep.append(i)
+        key = tuple(keep)
+        if x.shingle_key != key or x.shingles is None:
+            if x.codes is None:
+                x.codes = [F.line_codes(t) for _, t in x.lines]
+            codes = np.concatenate([x.codes[i] for i in keep]) if keep else np.empty(0, np.uint32)
+            x.shingle_key, x.shingles = key, F.shingle_hashes(codes)
+        return x.shingles
 
     def _dup_score(self, a: _Item, b: _Item) -> float | None:
         """Containment of the shorter text once lines shared with other pages are left out."""
@@ -414,17 +431,17 @@ class Engine:
             return None  # one site's daily digests can share a whole page; only the same issue is a copy
         if (a.garbled or b.garbled) and F.norm_line(a.title) == F.norm_line(b.title):
             return 0.5  # the text no longer reads (bad decoding); an identical title is all there is
-        sa = F.shingles(self._distinctive(a, b.root, a.id))
-        sb = F.shingles(self._distinctive(b, b.root, a.id))
+        sa = self._distinctive(a, b.root, a.id)
+        sb = self._distinctive(b, b.root, a.id)
         small = min(len(sa), len(sb))
         if small < self.p.dup_min_shingles:
             # Too little text of its own: only an equal title, with what text there is agreeing, decides.
-            if same_title and (not sa or not sb or len(sa & sb) / max(1, small) >= 0.5):
+            if same_title and (not len(sa) or not len(sb) or F.overlap(sa, sb) / max(1, small) >= 0.5):
                 return 0.5
             return None
         if F.title_similarity(a.title_key, b.title_key) < self.p.dup_title_similarity:
             return None  # copies keep their title; pages sharing only a site's frame do not
-        containment = len(sa & sb) / small
+        containment = F.overlap(sa, sb) / small
         ratio = small / max(len(sa), len(sb))
         if containment >= self.p.dup_containment and ratio >= self.p.dup_length_ratio:
             return containment
@@ -478,6 +495,17 @@ class Engine:
         return top + names
 
     def _sim(self, a: _Item, b: _Item) -> float:
+        """``_pair_sim``, remembered: average links ask for the same pairs article after article."""
+        if a.id < b.id:
+            a, b = b, a
+        hit = a.sims.get(b.id)
+        if hit is not None and hit[0] == b.version:
+            return hit[1]
+        s = self._pair_sim(a, b)
+        a.sims[b.id] = (b.version, s)
+        return s
+
+    def _pair_sim(self, a: _Item, b: _Item) -> float:
         """Blend of three cosines (all words, Latin names, titles), adjusted for language and ids."""
         wn, wt = self.p.name_share, self.p.title_share
         s = ((1 - wn - wt) * _cos(self._vector(a), self._vector(b))
@@ -573,7 +601,6 @@ class Engine:
         st.members.append(it.id)
         if it.root == it.id and not it.roundup:
             st.reps.append(it.id)
-            it.dirty()
             it.top = self._index_terms(it)
             for t in it.top:
                 self._term_index[t].append(it.id)
@@ -595,6 +622,5 @@ def _top_terms(vec: dict[str, float], n: int) -> list[str]:
 
 
 def _cos(a: dict[str, float], b: dict[str, float]) -> float:
-    if len(a) > len(b):
-        a, b = b, a
-    return sum(w * b.get(t, 0.0) for t, w in a.items())
+    common = a.keys() & b.keys()  # a set operation in C; few terms are shared
+    return sum(a[t] * b[t] for t in common) if common else 0.0

@@ -46,7 +46,7 @@ def params_from_settings(settings: Any) -> Params:
 
 def _doc(a: Article | Any) -> Doc:
     return Doc(id=int(a.id), title=a.title or "", body=a.body or "", published_at=a.published_at,
-               outlet=a.outlet or "", lang=a.lang or "")
+               outlet=a.outlet or "", lang=a.lang or "", features=getattr(a, "features", None))
 
 
 class StoryService:
