@@ -79,7 +79,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-async def run(n: int, days: int) -> None:
+async def run(n: int, days: int, skip_recluster: bool = False) -> None:
     from bot.app import App
     from bot.config import load_settings
     from bot.ingest import run_ingest
@@ -97,12 +97,16 @@ async def run(n: int, days: int) -> None:
         app = await App.open(load_settings(text=json.dumps(cfg)))
         try:
             base = _peak_mb()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             report = await run_ingest(app)
             dt = time.perf_counter() - t0
             new = sum(r.new for r in report.sources.values())
             print(f"ingest + duplicates + stories + search: {new} articles in {dt:.1f} s = "
                   f"{new / dt:.0f} articles/s; peak RSS {_peak_mb():.0f} MB (before: {base:.0f} MB)")
+            # CPU per article, less sensitive than wall time to whatever else shares the cores.
+            print(f"  main-process CPU per article: {(time.process_time() - c0) / max(1, new) * 1e3:.2f} ms")
+            if skip_recluster:
+                return
             t0 = time.perf_counter()
             res = await recluster(app)
             dt = time.perf_counter() - t0
@@ -117,8 +121,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--articles", type=int, default=20_000)
     ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--no-recluster", action="store_true", help="stop after the ingest pass")
     args = ap.parse_args()
-    asyncio.run(run(args.articles, args.days))
+    asyncio.run(run(args.articles, args.days, args.no_recluster))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -97,6 +96,9 @@ class _Item:
     story: int = 0
     line_terms: list[list[str]] = field(default_factory=list)
     line_names: list[list[str]] = field(default_factory=list)
+    title_terms: list[str] = field(default_factory=list)
+    title_names: list[str] = field(default_factory=list)
+    bands: list[tuple[int, bytes]] = field(default_factory=list)
     grams: frozenset[str] = frozenset()
     # Cached, dropped when the outlet's boilerplate or title template changes.
     tt: tuple[list[str], list[str]] | None = None  # title terms, title names (template removed)
@@ -107,6 +109,7 @@ class _Item:
     codes: list[np.ndarray] | None = None  # per line, for duplicate checks
     shingle_key: tuple[int, ...] = ()  # which lines ``shingles`` was cut from
     shingles: np.ndarray | None = None
+    packed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # term ids, weights, scaled weights
     top: list[str] = field(default_factory=list)
     # Similarities to lower-id items, each with that item's version when computed; valid
     # while both are clean (a dirty item clears its own and bumps its version).
@@ -114,7 +117,7 @@ class _Item:
     version: int = field(default_factory=lambda: next(_VERSIONS))
 
     def dirty(self) -> None:
-        self.tt = self.vec = self.nvec = self.tvec = self.ids = None
+        self.tt = self.vec = self.nvec = self.tvec = self.ids = self.packed = None
         self.sims = {}
         self.version = next(_VERSIONS)  # unique across items: a re-added article never matches old entries
 
@@ -140,7 +143,7 @@ class Counters:
 class Engine:
     def __init__(self, params: Params | None = None, df: dict[str, int] | None = None, n_docs: int = 0):
         self.p = params or Params()
-        self.df: dict[str, int] = dict(df or {})
+        self.df: Counter[str] = Counter(df or {})
         self.n_docs = n_docs
         self.df_delta: Counter[str] = Counter()  # what this engine added, for the store
         self.docs_delta = 0
@@ -148,7 +151,7 @@ class Engine:
         self.stories: dict[int, _StoryState] = {}
         self.merges: list[tuple[int, int]] = []  # (absorbed, survivor), for the store to apply
         self.counters = Counters()
-        self._lsh: dict[tuple[int, tuple[int, ...]], list[int]] = defaultdict(list)
+        self._lsh: dict[tuple[int, bytes], list[int]] = defaultdict(list)
         self._titles: dict[str, list[int]] = defaultdict(list)
         # line key -> {dup root: articles holding it}; a line several roots hold is boilerplate.
         self._line_roots: dict[int, dict[int, int]] = defaultdict(dict)
@@ -158,6 +161,9 @@ class Engine:
         self._outlet_grams: dict[tuple[str, str], list[int]] = defaultdict(list)
         self._term_index: dict[str, list[int]] = defaultdict(list)
         self._next_provisional = -1
+        # (vector part, term) -> column, for the vectorised similarity; a scratch row for the query.
+        self._term_ids: dict[tuple[int, str], int] = {}
+        self._dense = np.zeros(0)
         self._last_candidates: list[int] = []
 
     # ---------------------------------------------------------------- public
@@ -218,7 +224,7 @@ class Engine:
         it = self.items.pop(article_id, None)
         if it is None:
             return
-        for key in F.bands(it.sig):
+        for key in it.bands:
             _discard(self._lsh.get(key), it.id)
         _discard(self._titles.get(it.title_key), it.id)
         for k in {k for k, _ in it.lines}:
@@ -294,7 +300,10 @@ class Engine:
             root=doc.id,
             line_terms=f.line_terms,
             line_names=f.line_names,
+            title_terms=f.title_terms,
+            title_names=f.title_names,
             grams=f.grams,
+            bands=F.bands(sig if sig is not None else f.sig),  # type: ignore[arg-type]
         )
 
     def _title_terms(self, it: _Item) -> tuple[list[str], list[str]]:
@@ -302,8 +311,11 @@ class Engine:
         if it.tt is None:
             shared = {g for g in it.grams
                       if any(h != it.id for h in self._outlet_grams.get((it.outlet, g), ()))}
-            title = F.blank_grams(it.title, shared, TEMPLATE_GRAM) if shared and it.outlet else it.title
-            it.tt = (terms(title), name_terms(title))
+            if shared and it.outlet:
+                title = F.blank_grams(it.title, shared, TEMPLATE_GRAM)
+                it.tt = (terms(title), name_terms(title))
+            else:
+                it.tt = (it.title_terms, it.title_names)
         return it.tt
 
     def _boiler_for_outlet(self, it: _Item) -> set[int]:
@@ -334,27 +346,32 @@ class Engine:
         """Rolling document frequencies: each non-duplicate article counts once."""
         self.n_docs += 1
         self.docs_delta += 1
-        seen: set[str] = set(terms(it.title))
+        seen: set[str] = set(it.title_terms)
         for ts in it.line_terms:
             seen.update(ts)
-        for t in seen:
-            self.df[t] = self.df.get(t, 0) + 1
-            self.df_delta[t] += 1
-
-    def _idf(self, term: str) -> float:
-        return math.log((self.n_docs + 1) / (self.df.get(term, 0) + 1)) + 1.0
+        self.df.update(seen)  # Counter.update counts in C
+        self.df_delta.update(seen)
 
     def _weigh(self, tf: Counter[str], keep: int = 0) -> dict[str, float]:
-        vec: dict[str, float] = {}
-        for t, n in tf.items():
-            w = (1.0 + math.log(n)) * self._idf(t)  # sublinear tf
-            if is_strong_term(t):
-                w *= self.p.strong_weight
-            vec[t] = w
-        if keep and len(vec) > keep:
-            vec = dict(sorted(vec.items(), key=lambda kv: (-kv[1], kv[0]))[:keep])
-        norm = math.sqrt(sum(w * w for w in vec.values())) or 1.0
-        return {t: w / norm for t, w in vec.items()}
+        if not tf:
+            return {}
+        names = list(tf)
+        df = self.df
+        # Sublinear tf times smoothed idf, in numpy: articles have hundreds of distinct words.
+        n = np.fromiter(tf.values(), dtype=np.float64, count=len(names))
+        d = np.fromiter((df.get(t, 0) for t in names), dtype=np.float64, count=len(names))
+        w = (1.0 + np.log(n)) * (np.log((self.n_docs + 1) / (d + 1.0)) + 1.0)
+        for i, t in enumerate(names):
+            if t[:4] == "cve-" and is_strong_term(t):
+                w[i] *= self.p.strong_weight
+        # Heaviest first (``_top_terms`` takes the head); ties in the words' order of appearance.
+        order = np.argsort(-w, kind="stable")
+        if keep:
+            order = order[:keep]
+        names = [names[i] for i in order]
+        w = w[order]
+        w = w / (float(np.sqrt(np.dot(w, w))) or 1.0)
+        return dict(zip(names, w.tolist(), strict=True))
 
     def _vector(self, it: _Item) -> dict[str, float]:
         if it.vec is None:
@@ -381,7 +398,7 @@ class Engine:
 
     def _find_duplicate(self, it: _Item) -> int | None:
         cands: set[int] = set()
-        for key in F.bands(it.sig):
+        for key in it.bands:
             cands.update(self._lsh.get(key, ()))
         if len(it.title_key) >= 8:
             cands.update(self._titles.get(it.title_key, ()))
@@ -413,7 +430,7 @@ class Engine:
             if k == x.title_line:
                 continue  # the title repeated as a heading: titles are compared on their own
             roots = self._line_roots.get(k)
-            if roots and any(r != root and r != new_id for r in roots):
+            if roots and (len(roots) > 2 or any(r != root and r != new_id for r in roots)):
                 continue  # boilerplate (navigation, footers), not evidence of copying
             keep.append(i)
         key = tuple(keep)
@@ -469,16 +486,23 @@ class Engine:
                     cand_stories.add(other.story)
         self.counters.story_candidates += len(cand_stories)
         self._last_candidates = sorted(cand_stories)
-        best: tuple[float, int] | None = None
+        groups: list[tuple[int, int]] = []  # (story, how many reps), in candidate order
+        others: list[_Item] = []
         for sid in self._last_candidates:
             st = self.stories.get(sid)
             if st is None or st.roundup:
                 continue
             reps = self._recent_reps(st, it.ts)
-            if not reps:
-                continue
-            self.counters.similarity_evals += len(reps)
-            sims = [self._sim(it, self.items[a]) for a in reps]
+            if reps:
+                groups.append((sid, len(reps)))
+                others.extend(self.items[a] for a in reps)
+        self.counters.similarity_evals += len(others)
+        flat = self._sims(it, others)  # one vectorised pass over every candidate's members
+        best: tuple[float, int] | None = None
+        at = 0
+        for sid, k in groups:
+            sims = flat[at : at + k]
+            at += k
             if self.p.link_top:
                 sims = sorted(sims, reverse=True)[: self.p.link_top]
             score = sum(sims) / len(sims)
@@ -495,22 +519,51 @@ class Engine:
         return top + names
 
     def _sim(self, a: _Item, b: _Item) -> float:
-        """``_pair_sim``, remembered: average links ask for the same pairs article after article."""
-        if a.id < b.id:
-            a, b = b, a
-        hit = a.sims.get(b.id)
-        if hit is not None and hit[0] == b.version:
-            return hit[1]
-        s = self._pair_sim(a, b)
-        a.sims[b.id] = (b.version, s)
-        return s
+        return self._sims(a, [b])[0]
 
-    def _pair_sim(self, a: _Item, b: _Item) -> float:
-        """Blend of three cosines (all words, Latin names, titles), adjusted for language and ids."""
-        wn, wt = self.p.name_share, self.p.title_share
-        s = ((1 - wn - wt) * _cos(self._vector(a), self._vector(b))
-             + wn * _cos(self._name_vector(a), self._name_vector(b))
-             + wt * _cos(self._title_vector(a), self._title_vector(b)))
+    def _sims(self, a: _Item, others: list[_Item]) -> list[float]:
+        """Similarity of ``a`` to each of ``others``: remembered pairs first (average links ask
+        for the same pairs article after article), the rest in one vectorised pass."""
+        out = [0.0] * len(others)
+        miss: list[int] = []
+        for i, b in enumerate(others):
+            hi, lo = (a, b) if a.id > b.id else (b, a)
+            hit = hi.sims.get(lo.id)
+            if hit is not None and hit[0] == lo.version:
+                out[i] = hit[1]
+            else:
+                miss.append(i)
+        if miss:
+            for i, s in zip(miss, self._blend(a, [others[i] for i in miss]), strict=True):
+                b = others[i]
+                s = self._adjust(a, b, s)
+                hi, lo = (a, b) if a.id > b.id else (b, a)
+                hi.sims[lo.id] = (lo.version, s)
+                out[i] = s
+        return out
+
+    def _blend(self, a: _Item, others: list[_Item]) -> list[float]:
+        """Blend of three cosines (all words, Latin names, titles) as one sparse dot product:
+        each item's three unit vectors sit side by side in one term space, ``a``'s scaled by
+        their shares."""
+        ia, wa = self._packed(a, scaled=True)
+        packs = [self._packed(b, scaled=False) for b in others]
+        idx = np.concatenate([p[0] for p in packs])
+        if not len(ia) or not len(idx):
+            return [0.0] * len(others)
+        buf = self._dense
+        if len(buf) < len(self._term_ids):
+            buf = self._dense = np.zeros(2 * len(self._term_ids) + 1024)
+        buf[ia] = wa
+        prod = buf[idx] * np.concatenate([p[1] for p in packs])
+        buf[ia] = 0.0
+        ends = np.cumsum([len(p[0]) for p in packs])
+        totals = np.concatenate(([0.0], np.cumsum(prod)))
+        starts = np.concatenate(([0], ends[:-1]))
+        return (totals[ends] - totals[starts]).tolist()
+
+    def _adjust(self, a: _Item, b: _Item, s: float) -> float:
+        """Language, outlet, time and identifier adjustments of a blended similarity."""
         if a.zh != b.zh:
             s = min(1.0, s * self.p.cross_lang_scale)
         if a.outlet and a.outlet == b.outlet:
@@ -523,13 +576,35 @@ class Engine:
             s *= self.p.id_conflict_scale
         return s
 
+    def _packed(self, it: _Item, scaled: bool) -> tuple[np.ndarray, np.ndarray]:
+        if it.packed is None:
+            ids: list[int] = []
+            vals: list[float] = []
+            shares: list[float] = []
+            wn, wt = self.p.name_share, self.p.title_share
+            tid = self._term_ids
+            for seg, vec, share in ((0, self._vector(it), 1 - wn - wt), (1, self._name_vector(it), wn),
+                                    (2, self._title_vector(it), wt)):
+                for term, w in vec.items():
+                    key = (seg, term)
+                    k = tid.get(key)
+                    if k is None:
+                        k = tid[key] = len(tid)
+                    ids.append(k)
+                    vals.append(w)
+                    shares.append(share)
+            v = np.array(vals)
+            it.packed = (np.array(ids, dtype=np.int64), v, v * np.array(shares))
+        return (it.packed[0], it.packed[2]) if scaled else (it.packed[0], it.packed[1])
+
     def _link(self, a: _StoryState, b: _StoryState, ts: float) -> float:
         """Average link between two stories' recent representative members."""
         ra, rb = self._recent_reps(a, ts), self._recent_reps(b, ts)
         if not ra or not rb:
             return 0.0
         self.counters.similarity_evals += len(ra) * len(rb)
-        total = sum(self._sim(self.items[x], self.items[y]) for x in ra for y in rb)
+        others = [self.items[y] for y in rb]
+        total = sum(sum(self._sims(self.items[x], others)) for x in ra)
         return total / (len(ra) * len(rb))
 
     def _merge_around(self, it: _Item) -> None:
@@ -567,7 +642,7 @@ class Engine:
     def _insert_page(self, it: _Item) -> None:
         """Duplicate-detection structures: LSH buckets, titles, which pages hold which lines."""
         self.items[it.id] = it
-        for key in F.bands(it.sig):
+        for key in it.bands:
             self._lsh[key].append(it.id)
         if len(it.title_key) >= 8:
             self._titles[it.title_key].append(it.id)
@@ -618,9 +693,5 @@ def _discard(items: list[int] | None, value: int) -> None:
 
 
 def _top_terms(vec: dict[str, float], n: int) -> list[str]:
-    return [t for t, _ in sorted(vec.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
-
-
-def _cos(a: dict[str, float], b: dict[str, float]) -> float:
-    common = a.keys() & b.keys()  # a set operation in C; few terms are shared
-    return sum(a[t] * b[t] for t in common) if common else 0.0
+    """The n heaviest terms: vectors are kept heaviest first."""
+    return list(itertools.islice(vec, n))

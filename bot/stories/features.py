@@ -79,8 +79,11 @@ def unpack_signature(data: bytes | None) -> list[int] | None:
     return list(struct.unpack(f"<{NUM_PERM}I", data))
 
 
-def bands(sig: Sequence[int]) -> list[tuple[int, tuple[int, ...]]]:
-    return [(b, tuple(sig[b * LSH_ROWS : (b + 1) * LSH_ROWS])) for b in range(LSH_BANDS)]
+def bands(sig: Sequence[int]) -> list[tuple[int, bytes]]:
+    """LSH bucket keys: (band, the band's rows packed)."""
+    data = pack_signature(sig)
+    w = 4 * LSH_ROWS
+    return [(b, data[b * w : (b + 1) * w]) for b in range(LSH_BANDS)]
 
 
 def sig_jaccard(a: Sequence[int], b: Sequence[int]) -> float:
@@ -155,6 +158,8 @@ class ArticleFeatures:
     lines: list[tuple[int, str]]
     line_terms: list[list[str]]
     line_names: list[list[str]]
+    title_terms: list[str]
+    title_names: list[str]
     sig: list[int] | None
     title_key: str
     title_line: int
@@ -180,6 +185,8 @@ def extract(title: str, body: str, outlet: str, *, template_gram: int, signature
         # A body that decoded as mojibake says nothing: such an article is its title alone.
         line_terms=[[] if bad else terms(t) for _, t in lines],
         line_names=[[] if bad else name_terms(t) for _, t in lines],
+        title_terms=terms(title),
+        title_names=name_terms(title),
         sig=minhash([shingles(text)])[0] if signature else None,
         title_key=title_key(title),
         title_line=line_key(norm_line(title)),

@@ -10,13 +10,14 @@ same path, one batch after another in ingest order, so both give the same result
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.model import Article, Story
@@ -82,7 +83,7 @@ class StoryService:
                 n_docs = int(n)
             else:
                 df[term] = int(n)
-        self.engine.df, self.engine.n_docs = df, n_docs
+        self.engine.df, self.engine.n_docs = Counter(df), n_docs
         latest = (await conn.execute(
             select(func.max(articles.c.published_at)).where(articles.c.story_id.is_not(None)))).scalar()
         if latest is None:
@@ -245,20 +246,21 @@ class StoryService:
             delta[DOCS_TERM] += self.engine.docs_delta
         if not delta:
             return
-        items = [{"term": t[:200], "df": n} for t, n in sorted(delta.items())]
-        dialect = conn.dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            stmt = pg_insert(term_df)
+        merged: Counter[str] = Counter()
+        for t, n in delta.items():
+            merged[t[:200]] += n  # the column's width; two long terms may meet there
+        # One statement per batch, not one row per term: a batch touches ~10,000 terms.
+        if conn.dialect.name == "postgresql":
+            terms_sorted = sorted(merged)
+            await conn.execute(text(
+                "INSERT INTO term_df (term, df) SELECT * FROM unnest(CAST(:terms AS text[]), "
+                "CAST(:dfs AS integer[])) ON CONFLICT (term) DO UPDATE SET df = term_df.df + excluded.df"),
+                {"terms": terms_sorted, "dfs": [merged[t] for t in terms_sorted]})
         else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            stmt = sqlite_insert(term_df)  # type: ignore[assignment]
-        stmt = stmt.on_conflict_do_update(index_elements=[term_df.c.term],
-                                          set_={"df": term_df.c.df + stmt.excluded.df})
-        for i in range(0, len(items), 2000):
-            await conn.execute(stmt, items[i:i + 2000])
+            await conn.execute(text(
+                "INSERT INTO term_df (term, df) SELECT key, value FROM json_each(:js) WHERE true "
+                "ON CONFLICT (term) DO UPDATE SET df = term_df.df + excluded.df"),
+                {"js": json.dumps(merged, ensure_ascii=False)})
         self.engine.df_delta = Counter()
         self.engine.docs_delta = 0
 
