@@ -321,3 +321,22 @@ def test_cost_per_article_does_not_grow_with_the_archive() -> None:
 
     small, large = cost(300), cost(1500)
     assert large <= small * 1.5 + 5, (small, large)
+
+
+def test_eviction_leaves_no_trace_in_the_shared_indexes() -> None:
+    eng = Engine()
+    for k in range(40):
+        t, b = base_article(k, zh=k % 2 == 0, paragraphs=3)
+        eng.add(doc(k, t, b, hours=k * 6.0, outlet=f"o-{k % 3}"))
+    horizon = (T0 + timedelta(hours=20 * 6.0)).timestamp()
+    gone = eng.evict_before(horizon)
+    assert gone == 20
+    live = set(eng.items)
+    assert all(it.ts >= horizon for it in eng.items.values())
+    for index in (eng._lsh, eng._term_index, eng._outlet_grams):
+        held = {a for ids in index.values() for a in ids}
+        assert held <= live, "evicted articles left in an index"
+        assert all(index.values()), "empty lists are dropped"
+    # What remains still works: a copy of a kept article folds into it.
+    t, b = base_article(30, zh=True, paragraphs=3)
+    assert eng.add(doc(99, t, b, hours=30 * 6.0 + 1, outlet="o-x")).duplicate_of == 30

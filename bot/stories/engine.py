@@ -14,6 +14,7 @@ import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -220,24 +221,34 @@ class Engine:
             self._register_outlet(it)
         self._insert_story(it)
 
-    def remove(self, article_id: int) -> None:
+    def remove(self, article_id: int, _bulk: set[tuple[str, object]] | None = None) -> None:
+        """Forget one article. With ``_bulk``, the long shared lists (buckets, term index, title
+        n-grams) are only noted there, to be pruned once for a whole eviction."""
         it = self.items.pop(article_id, None)
         if it is None:
             return
-        for key in it.bands:
-            _discard(self._lsh.get(key), it.id)
+        if _bulk is None:
+            for key in it.bands:
+                _discard(self._lsh.get(key), it.id)
+            for t in it.top:
+                _discard(self._term_index.get(t), it.id)
+            for g in it.grams:
+                _discard(self._outlet_grams.get((it.outlet, g)), it.id)
+        else:
+            _bulk.update(("lsh", key) for key in it.bands)
+            _bulk.update(("term", t) for t in it.top)
+            _bulk.update(("gram", (it.outlet, g)) for g in it.grams)
         _discard(self._titles.get(it.title_key), it.id)
         for k in {k for k, _ in it.lines}:
-            for roots in (self._line_roots.get(k), self._outlet_line_roots.get((it.outlet, k))):
+            for index, key in ((self._line_roots, k), (self._outlet_line_roots, (it.outlet, k))):
+                roots = index.get(key)  # type: ignore[call-overload]
                 if roots and it.root in roots:
                     roots[it.root] -= 1
                     if roots[it.root] <= 0:
                         del roots[it.root]
+                    if not roots:
+                        del index[key]  # type: ignore[call-overload]
         _discard(self._root_members.get(it.root), it.id)
-        for t in it.top:
-            _discard(self._term_index.get(t), it.id)
-        for g in it.grams:
-            _discard(self._outlet_grams.get((it.outlet, g)), it.id)
         st = self.stories.get(it.story)
         if st:
             _discard(st.members, it.id)
@@ -258,8 +269,21 @@ class Engine:
     def evict_before(self, ts: float) -> int:
         """Forget articles published before ``ts`` (outside every future window)."""
         old = [i for i, it in self.items.items() if it.ts < ts]
+        touched: set[tuple[str, object]] = set()
         for aid in old:
-            self.remove(aid)
+            self.remove(aid, touched)
+        # Each long list is filtered once, not once per evicted article (that was quadratic).
+        indexes: dict[str, dict[Any, list[int]]] = {
+            "lsh": self._lsh, "term": self._term_index, "gram": self._outlet_grams}
+        for kind, key in touched:
+            index = indexes[kind]
+            lst = index.get(key)
+            if lst is not None:
+                live = [a for a in lst if a in self.items]
+                if live:
+                    index[key] = live
+                else:
+                    del index[key]
         return len(old)
 
     def headline(self, story: int) -> int | None:
