@@ -190,7 +190,9 @@ class StoryService:
         # Memory stays bounded: what no future window reaches is dropped.
         newest = max(it.ts for it in eng.items.values()) if eng.items else None
         if newest is not None:
-            horizon = datetime.fromtimestamp(newest, UTC) - 2 * self._reach
+            # Not past what this batch reached back to: an out-of-order backfill sends old news
+            # batch after batch, and evicting it each time would mean restoring it each time.
+            horizon = min(datetime.fromtimestamp(newest, UTC) - 2 * self._reach, earliest - self._reach)
             if eng.evict_before(horizon.timestamp()) and (self.loaded_from is None or
                                                           self.loaded_from < horizon):
                 self.loaded_from = horizon
