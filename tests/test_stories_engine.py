@@ -148,6 +148,34 @@ def test_a_repost_between_navigation_pages_still_folds() -> None:
     assert repost.duplicate_of == 1
 
 
+def test_another_outlet_copying_the_text_under_a_new_title_is_a_duplicate() -> None:
+    eng = Engine()
+    _background(eng)
+    title, body = base_article(11, zh=False)
+    eng.add(doc(1, title, body, outlet="vendor-advisories"))
+    retitled = "Mailing list: " + base_article(12, zh=False)[0]  # shares no word with the title
+    copy = doc(2, retitled, add_header_footer(body), hours=3, outlet="mailing-list")
+    assert eng.add(copy).duplicate_of == 1
+    # A short text under another title is not enough: one sentence is often quoted.
+    short_t, short_b = base_article(13, zh=False, paragraphs=1)
+    eng.add(doc(3, short_t, short_b, hours=4, outlet="vendor-advisories"))
+    other = "Digest: " + base_article(14, zh=False)[0]
+    assert eng.add(doc(4, other, short_b, hours=5, outlet="mailing-list")).duplicate_of is None
+
+
+def test_an_outlets_second_page_is_not_taken_for_a_copy_of_its_first() -> None:
+    # Until a third page shows which lines are the site's frame, two pages of one outlet look
+    # alike; with similar but different titles they are two pages, not a copy.
+    eng = Engine()
+    frame = "\n".join(paragraph(random.Random(900 + i), zh=False, n=12) for i in range(12))
+    first = eng.add(doc(1, "octo forked octo/tool from someone/tool", f"{frame}\n\nforked", outlet="feed"))
+    second = eng.add(doc(2, "octo starred someone/tool", f"{frame}\n\nstarred", hours=1, outlet="feed"))
+    assert first.duplicate_of is None and second.duplicate_of is None
+    # The same title is a copy even then.
+    assert eng.add(doc(3, "octo starred someone/tool", f"{frame}\n\nstarred", hours=2,
+                       outlet="feed")).duplicate_of == 2
+
+
 def test_duplicates_only_within_the_window() -> None:
     eng = Engine(Params(dup_window_hours=48))
     title, body = base_article(3)

@@ -48,6 +48,8 @@ class Params:
     dup_containment: float = 0.75  # duplicates: shingle containment of the shorter text
     dup_length_ratio: float = 0.25  # ... and the shorter is at least this share of the longer
     dup_title_similarity: float = 0.5  # ... and the titles mostly agree: copies keep their title
+    dup_retitled_containment: float = 0.75  # containment asked of a copy whose title was reworded
+    dup_copy_shingles: int = 350  # this much text shared with another outlet is a copy, any title
     dup_min_shingles: int = 60  # below this, the stripped text is too short to judge by itself
     title_weight: float = 3.0
     strong_weight: float = 3.0  # CVE ids
@@ -158,6 +160,7 @@ class Engine:
         self._line_roots: dict[int, dict[int, int]] = defaultdict(dict)
         self._outlet_line_roots: dict[tuple[str, int], dict[int, int]] = defaultdict(dict)
         self._root_members: dict[int, list[int]] = defaultdict(list)
+        self._outlet_pages: Counter[str] = Counter()  # pages held per outlet: is its frame known yet?
         # (outlet, title character n-gram) -> root articles whose title has it.
         self._outlet_grams: dict[tuple[str, str], list[int]] = defaultdict(list)
         self._term_index: dict[str, list[int]] = defaultdict(list)
@@ -249,6 +252,7 @@ class Engine:
                     if not roots:
                         del index[key]  # type: ignore[call-overload]
         _discard(self._root_members.get(it.root), it.id)
+        self._outlet_pages[it.outlet] -= 1
         st = self.stories.get(it.story)
         if st:
             _discard(st.members, it.id)
@@ -480,13 +484,26 @@ class Engine:
             if same_title and (not len(sa) or not len(sb) or F.overlap(sa, sb) / max(1, small) >= 0.5):
                 return 0.5
             return None
-        if F.title_similarity(a.title_key, b.title_key) < self.p.dup_title_similarity:
+        ratio = small / max(len(sa), len(sb))
+        if ratio < self.p.dup_length_ratio:
+            return None
+        # A line is known as the outlet's frame once two other pages hold it: on an outlet's
+        # second page, the frame looks like shared text, and only an equal title makes a copy.
+        same_outlet = a.outlet == b.outlet
+        frame_known = not same_outlet or self._outlet_pages[a.outlet] >= 2
+        if same_title:
+            need = self.p.dup_containment
+        elif not frame_known:
+            return None
+        elif (F.title_similarity(a.title_key, b.title_key) >= self.p.dup_title_similarity
+              or (not same_outlet and small >= self.p.dup_copy_shingles)):
+            # Another outlet sharing this much text copied it, whatever its title says (an
+            # advisory re-posted by a list); one outlet's pages can share a sidebar of headlines.
+            need = self.p.dup_retitled_containment
+        else:
             return None  # copies keep their title; pages sharing only a site's frame do not
         containment = F.overlap(sa, sb) / small
-        ratio = small / max(len(sa), len(sb))
-        if containment >= self.p.dup_containment and ratio >= self.p.dup_length_ratio:
-            return containment
-        return None
+        return containment if containment >= need else None
 
     # ----------------------------------------------------------------- stories
 
@@ -671,6 +688,7 @@ class Engine:
         if len(it.title_key) >= 8:
             self._titles[it.title_key].append(it.id)
         self._root_members[it.root].append(it.id)
+        self._outlet_pages[it.outlet] += 1
         for k in {k for k, _ in it.lines}:
             roots = self._line_roots[k]
             roots[it.root] = roots.get(it.root, 0) + 1
