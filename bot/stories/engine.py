@@ -56,6 +56,8 @@ class Params:
     name_share: float = 0.25  # weight of the Latin-names cosine beside the all-words cosine
     title_share: float = 0.25  # ... and of the title-only cosine (short pages are mostly title)
     cross_lang_scale: float = 3.0  # Chinese and English reports share only names: rescale their cosine
+    cross_lang_names: float = 0.15  # ... by that much when their Latin-names cosine reaches this
+    cross_lang_weak_scale: float = 2.0  # ... else by this
     same_outlet_scale: float = 0.6  # one outlet's pages share house style and pet topics: ask more
     id_conflict_scale: float = 0.5  # both name CVE ids and share none: most likely two events
     vector_terms: int = 80  # 0: keep every term; n: only the n heaviest (less peripheral noise)
@@ -606,7 +608,10 @@ class Engine:
     def _adjust(self, a: _Item, b: _Item, s: float) -> float:
         """Language, outlet, time and identifier adjustments of a blended similarity."""
         if a.zh != b.zh:
-            s = min(1.0, s * self.p.cross_lang_scale)
+            # Rescaled in full only when they share names: one generic word ("RCE") in common
+            # is all most unrelated Chinese and English reports have.
+            strong = _dot(self._name_vector(a), self._name_vector(b)) >= self.p.cross_lang_names
+            s = min(1.0, s * (self.p.cross_lang_scale if strong else self.p.cross_lang_weak_scale))
         if a.outlet and a.outlet == b.outlet:
             s *= self.p.same_outlet_scale
         if self.p.time_decay:
@@ -727,6 +732,12 @@ class Engine:
             other = self.items.get(aid)
             if other is not None:
                 other.dirty()
+
+
+def _dot(x: dict[str, float], y: dict[str, float]) -> float:
+    if len(x) > len(y):
+        x, y = y, x
+    return sum(w * y.get(t, 0.0) for t, w in x.items())
 
 
 def _discard(items: list[int] | None, value: int) -> None:

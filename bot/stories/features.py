@@ -25,6 +25,7 @@ SHINGLE = 5
 MINHASH_SEED = 1729
 
 _SPACE_RE = re.compile(r"\s+")
+_LATIN_WORD_RE = re.compile(r"[0-9a-z]+(?:[.'’-][0-9a-z]+)*")
 _PUNCT_RE = re.compile(r"[\W_]+", re.UNICODE)
 
 
@@ -144,6 +145,12 @@ def blank_grams(title: str, grams: set[str], n: int) -> str:
         if t[i : i + n] in grams:
             for j in range(i, i + n):
                 keep[j] = False
+    # A template is whole words: a Latin word only partly covered (a gram reaching into it
+    # across a space) stays whole, not cut down to a fragment such as "ing".
+    for m in _LATIN_WORD_RE.finditer(t):
+        span = keep[m.start() : m.end()]
+        if any(span) and not all(span):
+            keep[m.start() : m.end()] = [True] * (m.end() - m.start())
     return "".join(c if k else " " for c, k in zip(t, keep, strict=True))
 
 
