@@ -1,6 +1,6 @@
 """Ingest + duplicates + stories end to end on generated articles, and what it costs.
 
-    .venv/bin/python benchmarks/stories.py [--articles 20000] [--days 30]
+    .venv/bin/python benchmarks/stories.py [--articles 20000] [--days 30] [--order date|shuffled]
 
 Writes N generated Markdown articles (Chinese and English, events reported by several
 outlets, 10% reposts, every page framed by its outlet's navigation) to a temporary folder,
@@ -33,8 +33,11 @@ def _word(rng: random.Random, zh: bool) -> str:
     return "".join(rng.choice(_SYL) for _ in range(rng.choice((2, 3, 3, 4))))
 
 
-def generate(folder: Path, n: int, days: int, seed: int = 7) -> None:
+def generate(folder: Path, n: int, days: int, seed: int = 7, order: str = "date") -> None:
+    """``order="date"``: files named in publication order, as a crawler writes them;
+    ``"shuffled"``: in no order (a backfill of an unsorted archive: every batch spans all days)."""
     rng = random.Random(seed)
+    pages: list[tuple[str, str]] = []
     vocab = {zh: [_word(rng, zh) for _ in range(6000)] for zh in (True, False)}
     outlets = [f"outlet{i:03d}" for i in range(120)]
     nav = {o: "\n".join(f"{o} menu {k}" for k in range(15)) for o in outlets}
@@ -69,17 +72,21 @@ def generate(folder: Path, n: int, days: int, seed: int = 7) -> None:
             text = (f"---\ntitle: {json.dumps(title, ensure_ascii=False)}\ndate: \"{date}\"\n"
                     f"categories:\n  - \"{outlet}\"\n---\n\n{nav[outlet]}\n\n{body}\n\n"
                     f"[{outlet}](https://{outlet}.example.com/a/{written})\n")
-            sub = folder / f"{written // 1000:03d}"
-            sub.mkdir(exist_ok=True)
-            (sub / f"{written:06d}.md").write_text(text, encoding="utf-8")
+            pages.append((date, text))
             written += 1
+    if order == "date":
+        pages.sort(key=lambda p: p[0])
+    for i, (_, text) in enumerate(pages):
+        sub = folder / f"{i // 1000:03d}"
+        sub.mkdir(exist_ok=True)
+        (sub / f"{i:06d}.md").write_text(text, encoding="utf-8")
 
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-async def run(n: int, days: int, skip_recluster: bool = False) -> None:
+async def run(n: int, days: int, skip_recluster: bool = False, order: str = "date") -> None:
     from bot.app import App
     from bot.config import load_settings
     from bot.ingest import run_ingest
@@ -89,8 +96,8 @@ async def run(n: int, days: int, skip_recluster: bool = False) -> None:
         folder = Path(tmp) / "articles"
         folder.mkdir()
         t0 = time.perf_counter()
-        generate(folder, n, days)
-        print(f"generated {n} articles over {days} days in {time.perf_counter() - t0:.1f} s")
+        generate(folder, n, days, order=order)
+        print(f"generated {n} articles over {days} days ({order} order) in {time.perf_counter() - t0:.1f} s")
         cfg = {"database": {"url": f"sqlite:///{Path(tmp) / 'bench.db'}"},
                "sources": [{"name": "bench", "type": "folder", "path": str(folder)}],
                "adapters": {"console": {}}}
@@ -122,8 +129,10 @@ def main() -> None:
     ap.add_argument("--articles", type=int, default=20_000)
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--no-recluster", action="store_true", help="stop after the ingest pass")
+    ap.add_argument("--order", choices=("date", "shuffled"), default="date",
+                    help="files in publication order (a crawler's folder) or in none (a backfill)")
     args = ap.parse_args()
-    asyncio.run(run(args.articles, args.days, args.no_recluster))
+    asyncio.run(run(args.articles, args.days, args.no_recluster, args.order))
 
 
 if __name__ == "__main__":

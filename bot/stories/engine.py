@@ -43,7 +43,7 @@ class Doc:
 @dataclass(slots=True)
 class Params:
     window_hours: float = 72.0
-    similarity: float = 0.13  # story: average-link similarity to join (and to merge two stories)
+    similarity: float = 0.15  # story: average-link similarity to join (and to merge two stories)
     dup_window_hours: float = 168.0  # reposts come later than follow-ups do
     dup_containment: float = 0.75  # duplicates: shingle containment of the shorter text
     dup_length_ratio: float = 0.25  # ... and the shorter is at least this share of the longer
@@ -51,14 +51,14 @@ class Params:
     dup_retitled_containment: float = 0.75  # containment asked of a copy whose title was reworded
     dup_copy_shingles: int = 350  # this much text shared with another outlet is a copy, any title
     dup_min_shingles: int = 60  # below this, the stripped text is too short to judge by itself
-    title_weight: float = 3.0
+    title_weight: float = 4.0
     strong_weight: float = 3.0  # CVE ids
-    name_share: float = 0.25  # weight of the Latin-names cosine beside the all-words cosine
-    title_share: float = 0.25  # ... and of the title-only cosine (short pages are mostly title)
-    cross_lang_scale: float = 3.0  # Chinese and English reports share only names: rescale their cosine
-    cross_lang_names: float = 0.15  # ... by that much when their Latin-names cosine reaches this
+    name_share: float = 0.15  # weight of the Latin-names cosine beside the all-words cosine
+    title_share: float = 0.15  # ... and of the title-only cosine (short pages are mostly title)
+    cross_lang_scale: float = 2.5  # Chinese and English reports share only names: rescale their cosine
+    cross_lang_names: float = 0.1  # ... by that much when their Latin-names cosine reaches this
     cross_lang_weak_scale: float = 2.0  # ... else by this
-    same_outlet_scale: float = 0.6  # one outlet's pages share house style and pet topics: ask more
+    same_outlet_scale: float = 0.7  # one outlet's pages share house style and pet topics: ask more
     id_conflict_scale: float = 0.5  # both name CVE ids and share none: most likely two events
     vector_terms: int = 80  # 0: keep every term; n: only the n heaviest (less peripheral noise)
     lede_lines: int = 0  # the first n lines of own text weigh double (news puts the event first)
