@@ -105,6 +105,8 @@ class _Item:
     title_names: list[str] = field(default_factory=list)
     bands: list[tuple[int, bytes]] = field(default_factory=list)
     grams: frozenset[str] = frozenset()
+    sig_arr: np.ndarray | None = None  # ``sig`` as uint32, compared for many candidates at once
+    tgrams: frozenset[str] | None = None  # title key 3-grams (``F.title_similarity``)
     # Cached, dropped when the outlet's boilerplate or title template changes.
     tt: tuple[list[str], list[str]] | None = None  # title terms, title names (template removed)
     vec: dict[str, float] | None = None
@@ -201,13 +203,17 @@ class Engine:
         out: list[Assignment] = []
         for it in items:
             self._last_candidates = []
+            best = None
             if it.root != it.id:
                 it.story = self.items[it.root].story
             else:
                 best = None if it.roundup else self._best_story(it)
                 it.story = best if best is not None else self._new_story()
             self._insert_story(it)
-            if it.root == it.id and not it.roundup and self.p.merge:
+            # Alone in a new story, its link to each candidate is the score that fell short of
+            # the bar already: a merge can only follow a join (unless merging asks for less).
+            if (it.root == it.id and not it.roundup and self.p.merge
+                    and (best is not None or self._merge_bar < self.p.similarity)):
                 self._merge_around(it)
         for it in items:  # merges may have moved earlier ones
             out.append(Assignment(it.id, it.story, None if it.root == it.id else it.root, it.sig))
@@ -334,6 +340,7 @@ class Engine:
             title_names=f.title_names,
             grams=f.grams,
             bands=F.bands(sig if sig is not None else f.sig),  # type: ignore[arg-type]
+            sig_arr=np.asarray(sig if sig is not None else f.sig, dtype=np.uint32),
         )
 
     def _title_terms(self, it: _Item) -> tuple[list[str], list[str]]:
@@ -434,24 +441,41 @@ class Engine:
             cands.update(self._titles.get(it.title_key, ()))
         win = self.p.dup_window_hours * 3600.0
 
-        def rank(c: int) -> tuple[bool, float, float, int]:
-            other = self.items[c]
-            # Equal titles first, then text overlap, then title overlap: pages sharing one site
-            # frame all tie on text, and the copy is the one whose title matches.
-            return (other.title_key != it.title_key, -round(F.sig_jaccard(it.sig, other.sig), 2),
-                    -F.title_similarity(it.title_key, other.title_key), c)
-
-        ranked = sorted(
-            (c for c in cands if c in self.items and abs(self.items[c].ts - it.ts) <= win), key=rank
-        )[: self.p.max_candidates]
+        live = sorted(c for c in cands if (o := self.items.get(c)) is not None and abs(o.ts - it.ts) <= win)
+        if not live:
+            return None
+        others = [self.items[c] for c in live]
+        # Equal titles first, then text overlap, then title overlap: pages sharing one site
+        # frame all tie on text, and the copy is the one whose title matches. Signature
+        # agreement for all candidates at once; title overlap only where it decides the cut.
+        hits = (np.stack([o.sig_arr for o in others]) == it.sig_arr).sum(axis=1).tolist()
+        n = len(it.sig)
+        keys = [(o.title_key != it.title_key, -round(h / n, 2)) for o, h in zip(others, hits, strict=True)]
+        k = self.p.max_candidates
+        pick = range(len(live))
+        if len(live) > k:
+            cut = sorted(keys)[k - 1]
+            pick = [i for i, key in enumerate(keys) if key <= cut]
+        ranked = sorted(pick, key=lambda i: (*keys[i], -self._title_sim(it, others[i]), live[i]))[:k]
         self.counters.dup_candidates += len(ranked)
         best: tuple[float, int] | None = None
-        for c in ranked:
-            other = self.items[c]
+        for i in ranked:
+            other = others[i]
             score = self._dup_score(it, other)
             if score is not None and (best is None or score > best[0]):
                 best = (score, other.root)
         return best[1] if best else None
+
+    @staticmethod
+    def _title_sim(a: _Item, b: _Item) -> float:
+        """``F.title_similarity`` on cached 3-gram sets."""
+        if a.tgrams is None:
+            a.tgrams = F.title_trigrams(a.title_key)
+        if b.tgrams is None:
+            b.tgrams = F.title_trigrams(b.title_key)
+        if not a.tgrams or not b.tgrams:
+            return 0.0
+        return len(a.tgrams & b.tgrams) / min(len(a.tgrams), len(b.tgrams))
 
     def _distinctive(self, x: _Item, root: int, new_id: int) -> np.ndarray:
         """Shingles of ``x``'s text without lines some other page (not of dup group ``root``) has."""
@@ -497,7 +521,7 @@ class Engine:
             need = self.p.dup_containment
         elif not frame_known:
             return None
-        elif (F.title_similarity(a.title_key, b.title_key) >= self.p.dup_title_similarity
+        elif (self._title_sim(a, b) >= self.p.dup_title_similarity
               or (not same_outlet and small >= self.p.dup_copy_shingles)):
             # Another outlet sharing this much text copied it, whatever its title says (an
             # advisory re-posted by a list); one outlet's pages can share a sidebar of headlines.
@@ -590,7 +614,7 @@ class Engine:
         each item's three unit vectors sit side by side in one term space, ``a``'s scaled by
         their shares."""
         ia, wa = self._packed(a, scaled=True)
-        packs = [self._packed(b, scaled=False) for b in others]
+        packs = [b.packed or self._pack(b) for b in others]
         idx = np.concatenate([p[0] for p in packs])
         if not len(ia) or not len(idx):
             return [0.0] * len(others)
@@ -623,25 +647,29 @@ class Engine:
         return s
 
     def _packed(self, it: _Item, scaled: bool) -> tuple[np.ndarray, np.ndarray]:
-        if it.packed is None:
-            ids: list[int] = []
-            vals: list[float] = []
-            shares: list[float] = []
-            wn, wt = self.p.name_share, self.p.title_share
-            tid = self._term_ids
-            for seg, vec, share in ((0, self._vector(it), 1 - wn - wt), (1, self._name_vector(it), wn),
-                                    (2, self._title_vector(it), wt)):
-                for term, w in vec.items():
-                    key = (seg, term)
-                    k = tid.get(key)
-                    if k is None:
-                        k = tid[key] = len(tid)
-                    ids.append(k)
-                    vals.append(w)
-                    shares.append(share)
-            v = np.array(vals)
-            it.packed = (np.array(ids, dtype=np.int64), v, v * np.array(shares))
-        return (it.packed[0], it.packed[2]) if scaled else (it.packed[0], it.packed[1])
+        p = it.packed or self._pack(it)
+        return (p[0], p[2]) if scaled else (p[0], p[1])
+
+    def _pack(self, it: _Item) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Term ids, weights and share-scaled weights of the three vectors side by side."""
+        ids: list[int] = []
+        vals: list[float] = []
+        shares: list[float] = []
+        wn, wt = self.p.name_share, self.p.title_share
+        tid = self._term_ids
+        for seg, vec, share in ((0, self._vector(it), 1 - wn - wt), (1, self._name_vector(it), wn),
+                                (2, self._title_vector(it), wt)):
+            for term, w in vec.items():
+                key = (seg, term)
+                k = tid.get(key)
+                if k is None:
+                    k = tid[key] = len(tid)
+                ids.append(k)
+                vals.append(w)
+                shares.append(share)
+        v = np.array(vals)
+        it.packed = (np.array(ids, dtype=np.int64), v, v * np.array(shares))
+        return it.packed
 
     def _link(self, a: _StoryState, b: _StoryState, ts: float) -> float:
         """Average link between two stories' recent representative members."""
@@ -663,12 +691,15 @@ class Engine:
                 if other is None or sid == st.id or other.roundup:
                     continue
                 score = self._link(st, other, it.ts)
-                bar = self.p.merge_similarity or self.p.similarity
-                if score >= bar and (best is None or score > best[0]):
+                if score >= self._merge_bar and (best is None or score > best[0]):
                     best = (score, sid)
             if best is None:
                 return
             self._merge(st.id, best[1])
+
+    @property
+    def _merge_bar(self) -> float:
+        return self.p.merge_similarity or self.p.similarity
 
     def _merge(self, a: int, b: int) -> None:
         sa, sb = self.stories[a], self.stories[b]

@@ -90,10 +90,6 @@ def bands(sig: Sequence[int]) -> list[tuple[int, bytes]]:
     return [(b, data[b * w : (b + 1) * w]) for b in range(LSH_BANDS)]
 
 
-def sig_jaccard(a: Sequence[int], b: Sequence[int]) -> float:
-    return sum(1 for x, y in zip(a, b, strict=True) if x == y) / len(a)
-
-
 _TITLE_NOISE_RE = re.compile(r"^(?:【[^】]{1,12}】|\[[^\]]{1,12}\])\s*")
 
 
@@ -104,12 +100,15 @@ def title_key(title: str) -> str:
     return norm_line(t)
 
 
+def title_trigrams(key: str) -> frozenset[str]:
+    return frozenset(key[i : i + 3] for i in range(max(1, len(key) - 2))) if key else frozenset()
+
+
 def title_similarity(a: str, b: str) -> float:
     """Character 3-gram containment of the shorter title key in the longer (0..1)."""
-    if not a or not b:
+    ga, gb = title_trigrams(a), title_trigrams(b)
+    if not ga or not gb:
         return 0.0
-    ga = {a[i : i + 3] for i in range(max(1, len(a) - 2))}
-    gb = {b[i : i + 3] for i in range(max(1, len(b) - 2))}
     return len(ga & gb) / min(len(ga), len(gb))
 
 
