@@ -148,16 +148,20 @@ class StoryService:
         provisional = sorted({x.story for x in assignments if x.story < 0} | {
             s for pair in eng.merges for s in pair if s < 0}, reverse=True)
         created: list[int] = []
-        for sid in provisional:
-            if sid not in eng.stories:
-                continue  # created and merged away inside this batch
-            first = min(eng.items[a].ts for a in eng.stories[sid].members if a in eng.items)
-            ts = datetime.fromtimestamp(first, UTC)
-            res = await conn.execute(stories.insert().values(
-                title="", size=0, outlet_count=0, first_seen=ts, last_seen=ts, updated_at=now))
-            new_id = int(res.inserted_primary_key[0])
-            eng.rename_story(sid, new_id)
-            created.append(new_id)
+        fresh = [sid for sid in provisional if sid in eng.stories]  # not created and merged away here
+        if fresh:
+            rows = []
+            for sid in fresh:
+                first = min(eng.items[a].ts for a in eng.stories[sid].members if a in eng.items)
+                ts = datetime.fromtimestamp(first, UTC)
+                rows.append({"title": "", "size": 0, "outlet_count": 0, "first_seen": ts, "last_seen": ts,
+                             "updated_at": now})
+            # One statement for the batch's new stories (a round trip each was most of the cost).
+            res = await conn.execute(
+                stories.insert().returning(stories.c.id, sort_by_parameter_order=True), rows)
+            for sid, (new_id,) in zip(fresh, res.all(), strict=True):
+                eng.rename_story(sid, int(new_id))
+                created.append(int(new_id))
         touched: set[int] = {eng.items[a.id].story for a in arts}  # type: ignore[index]
         touched.update(s for s in old_story.values() if s is not None)
 
