@@ -104,14 +104,18 @@ async def run(n: int, days: int, skip_recluster: bool = False, order: str = "dat
         app = await App.open(load_settings(text=json.dumps(cfg)))
         try:
             base = _peak_mb()
-            t0, c0 = time.perf_counter(), time.process_time()
+            t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
             report = await run_ingest(app)
             dt = time.perf_counter() - t0
             new = sum(r.new for r in report.sources.values())
             print(f"ingest + duplicates + stories + search: {new} articles in {dt:.1f} s = "
                   f"{new / dt:.0f} articles/s; peak RSS {_peak_mb():.0f} MB (before: {base:.0f} MB)")
             # CPU per article, less sensitive than wall time to whatever else shares the cores.
-            print(f"  main-process CPU per article: {(time.process_time() - c0) / max(1, new) * 1e3:.2f} ms")
+            cpu, loop = time.process_time() - c0, time.thread_time() - m0
+            per = 1e3 / max(1, new)
+            print(f"  main-process CPU per article: {cpu * per:.2f} ms "
+                  f"(event loop thread {loop * per:.2f} ms, "
+                  f"database thread {(cpu - loop) * per:.2f} ms; parse workers not counted)")
             if skip_recluster:
                 return
             t0 = time.perf_counter()
