@@ -106,7 +106,7 @@ class _Item:
     bands: list[tuple[int, bytes]] = field(default_factory=list)
     grams: frozenset[str] = frozenset()
     sig_arr: np.ndarray | None = None  # ``sig`` as uint32, compared for many candidates at once
-    tgrams: frozenset[str] | None = None  # title key 3-grams (``F.title_similarity``)
+    tgrams: frozenset[str] | None = None  # title key 3-grams (``Engine._title_sim``)
     # Cached, dropped when the outlet's boilerplate or title template changes.
     tt: tuple[list[str], list[str]] | None = None  # title terms, title names (template removed)
     vec: dict[str, float] | None = None
@@ -468,7 +468,7 @@ class Engine:
 
     @staticmethod
     def _title_sim(a: _Item, b: _Item) -> float:
-        """``F.title_similarity`` on cached 3-gram sets."""
+        """Character 3-gram containment of the shorter title key in the longer (0..1)."""
         if a.tgrams is None:
             a.tgrams = F.title_trigrams(a.title_key)
         if b.tgrams is None:

@@ -101,15 +101,8 @@ def title_key(title: str) -> str:
 
 
 def title_trigrams(key: str) -> frozenset[str]:
+    """A title key's character 3-grams: how much two titles agree, for duplicate checks."""
     return frozenset(key[i : i + 3] for i in range(max(1, len(key) - 2))) if key else frozenset()
-
-
-def title_similarity(a: str, b: str) -> float:
-    """Character 3-gram containment of the shorter title key in the longer (0..1)."""
-    ga, gb = title_trigrams(a), title_trigrams(b)
-    if not ga or not gb:
-        return 0.0
-    return len(ga & gb) / min(len(ga), len(gb))
 
 
 _CJK_CHAR_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
