@@ -99,6 +99,7 @@ class _Item:
     zh: bool
     root: int = 0
     story: int = 0
+    match: int = 0  # the live copy a duplicate was matched with (its root may have left the window)
     line_terms: list[list[str]] = field(default_factory=list)
     line_names: list[list[str]] = field(default_factory=list)
     title_terms: list[str] = field(default_factory=list)
@@ -192,8 +193,11 @@ class Engine:
                 self.remove(doc.id)  # an edited article is decided afresh
             self.counters.articles += 1
             it = self._make_item(doc)
-            dup_of = self._find_duplicate(it)
-            it.root = self.items[dup_of].root if dup_of is not None else it.id
+            # An edited first copy whose copies are still here stays their group's first copy.
+            match = None if self._root_members.get(doc.id) else self._find_duplicate(it)
+            if match is not None:
+                # The group's first copy may have left the window already: the group keeps its id.
+                it.root, it.match = self.items[match].root, match
             self._insert_page(it)
             items.append(it)
         for it in items:
@@ -205,7 +209,9 @@ class Engine:
             self._last_candidates = []
             best = None
             if it.root != it.id:
-                it.story = self.items[it.root].story
+                src = self.items.get(it.root) or self.items.get(it.match)
+                # Only an edit later in this batch can take the copy's source away: a story of its own.
+                it.story = src.story if src is not None and src.story else self._new_story()
             else:
                 best = None if it.roundup else self._best_story(it)
                 it.story = best if best is not None else self._new_story()
@@ -224,8 +230,10 @@ class Engine:
         if doc.id in self.items:
             self.remove(doc.id)
         it = self._make_item(doc, sig)
-        root = self.items.get(duplicate_of) if duplicate_of is not None else None
-        it.root = root.root if root is not None else doc.id
+        if duplicate_of is not None:
+            root = self.items.get(duplicate_of)
+            # A first copy older than the restored window keeps its id: later copies join its group.
+            it.root = root.root if root is not None else duplicate_of
         it.story = story
         self._insert_page(it)
         if it.root == it.id:
@@ -297,6 +305,48 @@ class Engine:
                 else:
                     del index[key]
         return len(old)
+
+    def check(self) -> list[str]:
+        """Broken invariants of the in-memory state (empty when consistent); for tests and debugging.
+
+        Every index may only name live articles (after an eviction has pruned them), every article
+        sits in exactly the story it names, and the per-line and per-outlet counts match the articles.
+        """
+        bad: list[str] = []
+        items = self.items
+        for aid, it in items.items():
+            st = self.stories.get(it.story)
+            if it.story == 0 or st is None or aid not in st.members:
+                bad.append(f"article {aid} names story {it.story}, which does not hold it")
+            root = items.get(it.root)
+            if root is not None and root.root != root.id:
+                bad.append(f"article {aid}: its group's first copy {it.root} is itself a copy")
+        for sid, st in self.stories.items():
+            if not st.members:
+                bad.append(f"story {sid} is empty")
+            for aid in st.members:
+                if aid not in items or items[aid].story != sid:
+                    bad.append(f"story {sid} holds article {aid}, which is elsewhere or gone")
+            if not set(st.reps) <= set(st.members):
+                bad.append(f"story {sid}: a representative is not a member")
+        indexes: dict[str, Any] = {"lsh": self._lsh, "titles": self._titles, "terms": self._term_index,
+                                   "grams": self._outlet_grams, "root members": self._root_members}
+        for name, index in indexes.items():
+            for key, ids in index.items():
+                gone = [a for a in ids if a not in items]
+                if gone:
+                    bad.append(f"{name} index {key!r} names evicted articles {gone[:3]}")
+        lines: dict[int, Counter[int]] = defaultdict(Counter)
+        for it in items.values():
+            for k in {k for k, _ in it.lines}:
+                lines[k][it.root] += 1
+        held = {k: Counter(v) for k, v in self._line_roots.items()}
+        if held != {k: v for k, v in lines.items()}:
+            bad.append("line counts differ from the articles' lines")
+        pages = Counter(it.outlet for it in items.values())
+        if +self._outlet_pages != pages:
+            bad.append("pages per outlet differ from the articles")
+        return bad
 
     def headline(self, story: int) -> int | None:
         """The member closest to the others (the story's medoid); the earliest on ties."""
@@ -463,7 +513,7 @@ class Engine:
             other = others[i]
             score = self._dup_score(it, other)
             if score is not None and (best is None or score > best[0]):
-                best = (score, other.root)
+                best = (score, other.id)
         return best[1] if best else None
 
     @staticmethod
