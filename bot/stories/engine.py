@@ -9,8 +9,11 @@ restricted to the time window, so the cost per article does not grow with the ar
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import logging
+import math
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from bot.stories import features as F
+from bot.text.frequency import prior_share
 from bot.text.tokenize import is_strong_term, name_terms, terms
 
 log = logging.getLogger(__name__)
@@ -52,7 +56,16 @@ class Params:
     dup_copy_shingles: int = 350  # this much text shared with another outlet is a copy, any title
     dup_min_shingles: int = 60  # below this, the stripped text is too short to judge by itself
     title_weight: float = 4.0
+    template_titles: int = 2  # other titles of the outlet sharing a phrase that make it the outlet's template
     strong_weight: float = 3.0  # CVE ids
+    idf_offset: float = 1.0
+    prior_docs: float = 100.0  # how many articles' worth of counts the background prior is worth
+    key_terms: int = 16  # per article: its title words and names plus this many top words are its key terms
+    population_hours: float = 24.0  # articles this close in time are the ones a coincidence comes from
+    evidence: float = 4.0
+    same_outlet_evidence: float = 6.0  # nats more asked when every member is from the article's outlet
+    evidence_per_sim: float = 4.0  # nats less evidence asked per 0.1 of similarity above the bar
+    weak_evidence_scale: float = 0.3  # a pair sharing less than that is topical, not one event
     name_share: float = 0.15  # weight of the Latin-names cosine beside the all-words cosine
     title_share: float = 0.15  # ... and of the title-only cosine (short pages are mostly title)
     cross_lang_scale: float = 2.5  # Chinese and English reports share only names: rescale their cosine
@@ -97,6 +110,7 @@ class _Item:
     roundup: bool
     garbled: bool
     zh: bool
+    lang: str
     root: int = 0
     story: int = 0
     match: int = 0  # the live copy a duplicate was matched with (its root may have left the window)
@@ -114,6 +128,7 @@ class _Item:
     nvec: dict[str, float] | None = None
     tvec: dict[str, float] | None = None
     ids: frozenset[str] | None = None
+    keys: frozenset[str] | None = None  # key terms, for the same-event check
     codes: list[np.ndarray] | None = None  # per line, for duplicate checks
     shingle_key: tuple[int, ...] = ()  # which lines ``shingles`` was cut from
     shingles: np.ndarray | None = None
@@ -125,7 +140,7 @@ class _Item:
     version: int = field(default_factory=lambda: next(_VERSIONS))
 
     def dirty(self) -> None:
-        self.tt = self.vec = self.nvec = self.tvec = self.ids = self.packed = None
+        self.tt = self.vec = self.nvec = self.tvec = self.ids = self.keys = self.packed = None
         self.sims = {}
         self.version = next(_VERSIONS)  # unique across items: a re-added article never matches old entries
 
@@ -169,6 +184,7 @@ class Engine:
         # (outlet, title character n-gram) -> root articles whose title has it.
         self._outlet_grams: dict[tuple[str, str], list[int]] = defaultdict(list)
         self._term_index: dict[str, list[int]] = defaultdict(list)
+        self._root_ts: list[float] = []  # sorted publication times of first copies: how full the window is
         self._next_provisional = -1
         # (vector part, term) -> column, for the vectorised similarity; a scratch row for the query.
         self._term_ids: dict[tuple[int, str], int] = {}
@@ -268,6 +284,10 @@ class Engine:
                     if not roots:
                         del index[key]  # type: ignore[call-overload]
         _discard(self._root_members.get(it.root), it.id)
+        if it.root == it.id:
+            k = bisect.bisect_left(self._root_ts, it.ts)
+            if k < len(self._root_ts) and self._root_ts[k] == it.ts:
+                del self._root_ts[k]
         self._outlet_pages[it.outlet] -= 1
         st = self.stories.get(it.story)
         if st:
@@ -382,7 +402,8 @@ class Engine:
             sig=sig if sig is not None else f.sig,  # type: ignore[arg-type]
             roundup=f.roundup,
             garbled=f.garbled,
-            zh=f.zh,
+            zh=f.lang == "zh",
+            lang=f.lang,
             root=doc.id,
             line_terms=f.line_terms,
             line_names=f.line_names,
@@ -396,11 +417,12 @@ class Engine:
     def _title_terms(self, it: _Item) -> tuple[list[str], list[str]]:
         """Title words with the outlet's template ("… breached accounts", "Agency adds …") left out."""
         if it.tt is None:
+            need = self.p.template_titles
             shared = {g for g in it.grams
-                      if any(h != it.id for h in self._outlet_grams.get((it.outlet, g), ()))}
+                      if sum(h != it.id for h in self._outlet_grams.get((it.outlet, g), ())) >= need}
             if shared and it.outlet:
                 title = F.blank_grams(it.title, shared, TEMPLATE_GRAM)
-                it.tt = (terms(title), name_terms(title))
+                it.tt = (terms(title, it.lang), name_terms(title))
             else:
                 it.tt = (it.title_terms, it.title_names)
         return it.tt
@@ -430,24 +452,30 @@ class Engine:
         return tf
 
     def _count_terms(self, it: _Item) -> None:
-        """Rolling document frequencies: each non-duplicate article counts once."""
+        """Rolling document frequencies: each non-duplicate article counts once, before its batch is
+        assigned, so the batch's own vocabulary is known."""
         self.n_docs += 1
         self.docs_delta += 1
-        seen: set[str] = set(it.title_terms)
-        for ts in it.line_terms:
-            seen.update(ts)
+        seen = self._term_set(it)
         self.df.update(seen)  # Counter.update counts in C
         self.df_delta.update(seen)
 
-    def _weigh(self, tf: Counter[str], keep: int = 0) -> dict[str, float]:
+    def _term_set(self, it: _Item) -> set[str]:
+        """The article's words, without its outlet's frame (navigation, sidebars of other headlines)."""
+        boiler = self._boiler_for_outlet(it)
+        seen: set[str] = set(it.title_terms)
+        for (k, _), ts in zip(it.lines, it.line_terms, strict=True):
+            if k not in boiler:
+                seen.update(ts)
+        return seen
+
+    def _weigh(self, tf: Counter[str], lang: str, keep: int = 0) -> dict[str, float]:
         if not tf:
             return {}
         names = list(tf)
-        df = self.df
-        # Sublinear tf times smoothed idf, in numpy: articles have hundreds of distinct words.
+        # Sublinear tf times idf, in numpy: articles have hundreds of distinct words.
         n = np.fromiter(tf.values(), dtype=np.float64, count=len(names))
-        d = np.fromiter((df.get(t, 0) for t in names), dtype=np.float64, count=len(names))
-        w = (1.0 + np.log(n)) * (np.log((self.n_docs + 1) / (d + 1.0)) + 1.0)
+        w = (1.0 + np.log(n)) * self._idf(names, lang)
         for i, t in enumerate(names):
             if t[:4] == "cve-" and is_strong_term(t):
                 w[i] *= self.p.strong_weight
@@ -460,26 +488,71 @@ class Engine:
         w = w / (float(np.sqrt(np.dot(w, w))) or 1.0)
         return dict(zip(names, w.tolist(), strict=True))
 
+    def _idf(self, names: list[str], lang: str, discount: np.ndarray | None = None) -> np.ndarray:
+        """How unusual each term is: the share of articles holding it, counted by the store and
+        blended with the background prior (worth ``prior_docs`` articles), so a young store already
+        knows common words and the prior fades as the store grows."""
+        df, k = self.df, self.p.prior_docs
+        d = np.fromiter((df.get(t, 0) for t in names), dtype=np.float64, count=len(names))
+        if discount is not None:
+            d = np.maximum(0.0, d - discount)
+        p0 = np.fromiter((prior_share(t, lang) for t in names), dtype=np.float64, count=len(names))
+        return self.p.idf_offset - np.log((d + k * p0 + 0.5) / (self.n_docs + k + 1.0))
+
     def _vector(self, it: _Item) -> dict[str, float]:
         if it.vec is None:
-            it.vec = self._weigh(self._tf(it, names=False), self.p.vector_terms)
+            it.vec = self._weigh(self._tf(it, names=False), it.lang, self.p.vector_terms)
         return it.vec
 
     def _name_vector(self, it: _Item) -> dict[str, float]:
         if it.nvec is None:
-            it.nvec = self._weigh(self._tf(it, names=True))
+            it.nvec = self._weigh(self._tf(it, names=True), it.lang)
         return it.nvec
 
     def _title_vector(self, it: _Item) -> dict[str, float]:
         if it.tvec is None:
             tt, tn = self._title_terms(it)
-            it.tvec = self._weigh(Counter(set(tt) | set(tn)))
+            it.tvec = self._weigh(Counter(set(tt) | set(tn)), it.lang)
         return it.tvec
 
+    def _keys(self, it: _Item) -> frozenset[str]:
+        """Key terms: title words and names, and the top words and names of the text; what a
+        same-event check compares."""
+        if it.keys is None:
+            tt, tn = self._title_terms(it)
+            it.keys = frozenset({*tt, *tn, *_top_terms(self._vector(it), self.p.key_terms),
+                                 *_top_terms(self._name_vector(it), self.p.top_names)})
+        return it.keys
+
+    def _population(self, ts: float) -> int:
+        """Articles (first copies) within the window around ``ts``, this batch's included: how many
+        an article could meet by coincidence."""
+        win = self.p.population_hours * 3600.0
+        return bisect.bisect_right(self._root_ts, ts + win) - bisect.bisect_left(self._root_ts, ts - win)
+
     def _ids(self, it: _Item) -> frozenset[str]:
+        """Identifiers that name one thing: CVE ids among its top words, versions and update
+        numbers in its title ("Tor Browser 13.5.7", "KB5044284"), each tagged with its kind."""
         if it.ids is None:
-            it.ids = frozenset(t for t in self._vector(it) if is_strong_term(t))
+            ids = {t for t in self._vector(it) if is_strong_term(t)}
+            ids.update(f"v:{m.group(0).lower()}" for m in _VERSION_RE.finditer(it.title))
+            ids.update(f"kb:{m.group(1)}" for m in _KB_RE.finditer(it.title))
+            it.ids = frozenset(ids)
         return it.ids
+
+    def _conflict(self, it: _Item, st: _StoryState) -> bool:
+        """Two incidents of one vendor, two releases of one product: the article and the story
+        both name identifiers of a kind and share none of any kind."""
+        mine = self._ids(it)
+        if not mine:
+            return False
+        theirs: set[str] = set()
+        for a in self._recent_reps(st, it.ts):
+            theirs |= self._ids(self.items[a])
+        if not theirs or mine & theirs:
+            return False
+        kinds = {_id_kind(t) for t in theirs}
+        return any(_id_kind(t) in kinds for t in mine)
 
     # ------------------------------------------------------------- duplicates
 
@@ -615,7 +688,7 @@ class Engine:
                 others.extend(self.items[a] for a in reps)
         self.counters.similarity_evals += len(others)
         flat = self._sims(it, others)  # one vectorised pass over every candidate's members
-        best: tuple[float, int] | None = None
+        close: list[tuple[float, int]] = []
         at = 0
         for sid, k in groups:
             sims = flat[at : at + k]
@@ -623,11 +696,46 @@ class Engine:
             if self.p.link_top:
                 sims = sorted(sims, reverse=True)[: self.p.link_top]
             score = sum(sims) / len(sims)
-            if best is None or score > best[0]:
-                best = (score, sid)
-        if best and best[0] >= self.p.similarity:
-            return best[1]
+            if score >= self.p.similarity:
+                close.append((score, sid))
+        # The closest story that shares evidence of this very event; topical closeness alone is not.
+        for score, sid in sorted(close, key=lambda x: (-x[0], x[1])):
+            st = self.stories[sid]
+            bar = self._evidence_bar(score)
+            if all(self.items[a].outlet == it.outlet for a in st.reps):
+                # One outlet's pages share its house vocabulary and pet topics: ask more of them.
+                bar += self.p.same_outlet_evidence
+            if self._story_evidence(it, self._keys(it), st) >= bar and not self._conflict(it, st):
+                return sid
         return None
+
+    def _evidence_bar(self, score: float) -> float:
+        """Nats of evidence asked of a join: less the closer the texts (a report this close that
+        shares one rare name is that event), more near the similarity bar."""
+        return self.p.evidence - self.p.evidence_per_sim * (score - self.p.similarity) / 0.1
+
+    def _core(self, st: _StoryState, ts: float) -> Counter[str]:
+        """A story's key terms that a good part of its recent members share (all of them, for one
+        or two), each with how many members hold it."""
+        keys = [self._keys(self.items[a]) for a in self._recent_reps(st, ts)]
+        held: Counter[str] = Counter()
+        for k in keys:
+            held.update(k)
+        need = 1 if len(keys) <= 2 else max(2, len(keys) // 4)
+        return Counter({t: n for t, n in held.items() if n >= need})
+
+    def _story_evidence(self, it: _Item, keys: frozenset[str], st: _StoryState) -> float:
+        """Surprise (nats) of the key terms shared with a story's core, less the log of how many
+        articles the window holds: in a dense feed more coincidences happen, so more is asked. A
+        term counts as rare as it would be if the story's own reports were one: an event's name
+        is no less distinctive for having twenty reports."""
+        core = self._core(st, it.ts)
+        shared = sorted(t for t in keys if t in core)
+        if not shared:
+            return -math.inf
+        own = np.fromiter((core[t] - 1 for t in shared), dtype=np.float64, count=len(shared))
+        surprise = self._idf(shared, it.lang, discount=own) - self.p.idf_offset
+        return float(surprise.sum()) - math.log1p(self._population(it.ts))
 
     def _index_terms(self, it: _Item) -> list[str]:
         """Top words plus top Latin names: names are how a Chinese report finds an English one."""
@@ -682,8 +790,7 @@ class Engine:
     def _adjust(self, a: _Item, b: _Item, s: float) -> float:
         """Language, outlet, time and identifier adjustments of a blended similarity."""
         if a.zh != b.zh:
-            # Rescaled in full only when they share names: one generic word ("RCE") in common
-            # is all most unrelated Chinese and English reports have.
+            # Chinese and English reports share only names: rescaled when those names are distinctive.
             strong = _dot(self._name_vector(a), self._name_vector(b)) >= self.p.cross_lang_names
             s = min(1.0, s * (self.p.cross_lang_scale if strong else self.p.cross_lang_weak_scale))
         if a.outlet and a.outlet == b.outlet:
@@ -741,7 +848,9 @@ class Engine:
                 if other is None or sid == st.id or other.roundup:
                     continue
                 score = self._link(st, other, it.ts)
-                if score >= self._merge_bar and (best is None or score > best[0]):
+                if (score >= self._merge_bar and (best is None or score > best[0])
+                        and self._story_evidence(it, frozenset(self._core(st, it.ts)), other)
+                        >= self._evidence_bar(score)):
                     best = (score, sid)
             if best is None:
                 return
@@ -774,6 +883,8 @@ class Engine:
         if len(it.title_key) >= 8:
             self._titles[it.title_key].append(it.id)
         self._root_members[it.root].append(it.id)
+        if it.root == it.id:
+            bisect.insort(self._root_ts, it.ts)
         self._outlet_pages[it.outlet] += 1
         for k in {k for k, _ in it.lines}:
             roots = self._line_roots[k]
@@ -791,10 +902,11 @@ class Engine:
             return
         for g in it.grams:
             holders = self._outlet_grams[(it.outlet, g)]
-            if len(holders) == 1:  # the first repeat makes it template for the earlier title too
-                other = self.items.get(holders[0])
-                if other is not None:
-                    other.dirty()
+            if len(holders) == self.p.template_titles:  # now a template for the earlier titles too
+                for h in holders:
+                    other = self.items.get(h)
+                    if other is not None:
+                        other.dirty()
             holders.append(it.id)
 
     def _insert_story(self, it: _Item) -> None:
@@ -813,6 +925,17 @@ class Engine:
             other = self.items.get(aid)
             if other is not None:
                 other.dirty()
+
+
+# A version: two or more dotted numbers, maybe with a suffix (13.5.7, 14.0a9, 18.1.1); not a
+# price or a share (4.5%, $2.4), which stop at one dot and need no letters.
+_VERSION_RE = re.compile(r"(?<![\w.$€£])v?\d{1,4}\.\d{1,4}(?:\.\d{1,5})+[a-z]{0,5}\d{0,3}\b"
+                         r"|(?<![\w.$€£])v?\d{1,4}\.\d{1,4}[a-z]{1,5}\d{1,3}\b", re.IGNORECASE)
+_KB_RE = re.compile(r"\bKB(\d{6,8})\b", re.IGNORECASE)
+
+
+def _id_kind(ident: str) -> str:
+    return ident.split(":", 1)[0] if ":" in ident else "cve"
 
 
 def _dot(x: dict[str, float], y: dict[str, float]) -> float:
