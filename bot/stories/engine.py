@@ -42,6 +42,7 @@ class Doc:
     outlet: str = ""
     lang: str = ""
     features: F.ArticleFeatures | None = None  # precomputed where the article was parsed
+    url: str = ""  # canonical: one outlet's two items at one address are one page
 
 
 @dataclass(slots=True)
@@ -53,6 +54,9 @@ class Params:
     dup_length_ratio: float = 0.25  # ... and the shorter is at least this share of the longer
     dup_title_similarity: float = 0.5  # ... and the titles mostly agree: copies keep their title
     dup_retitled_containment: float = 0.75  # containment asked of a copy whose title was reworded
+    dup_same_outlet_title: float = 0.9  # one outlet's two pages are a copy only with titles this alike
+    dup_reposted_containment: float = 0.9  # ... or a long text of their own this alike
+    dup_reposted_title: float = 0.7  # ... under titles this alike
     dup_copy_shingles: int = 350  # this much text shared with another outlet is a copy, any title
     dup_min_shingles: int = 60  # below this, the stripped text is too short to judge by itself
     title_weight: float = 4.0
@@ -103,6 +107,7 @@ class _Item:
     outlet: str
     title: str
     ts: float
+    url: str
     title_key: str
     title_line: int
     lines: list[tuple[int, str]]
@@ -129,6 +134,7 @@ class _Item:
     tvec: dict[str, float] | None = None
     ids: frozenset[str] | None = None
     keys: frozenset[str] | None = None  # key terms, for the same-event check
+    okeys: frozenset[str] | None = None  # ... without title phrases shared with the outlet's other titles
     codes: list[np.ndarray] | None = None  # per line, for duplicate checks
     shingle_key: tuple[int, ...] = ()  # which lines ``shingles`` was cut from
     shingles: np.ndarray | None = None
@@ -140,7 +146,7 @@ class _Item:
     version: int = field(default_factory=lambda: next(_VERSIONS))
 
     def dirty(self) -> None:
-        self.tt = self.vec = self.nvec = self.tvec = self.ids = self.keys = self.packed = None
+        self.tt = self.vec = self.nvec = self.tvec = self.ids = self.keys = self.okeys = self.packed = None
         self.sims = {}
         self.version = next(_VERSIONS)  # unique across items: a re-added article never matches old entries
 
@@ -273,7 +279,8 @@ class Engine:
             _bulk.update(("lsh", key) for key in it.bands)
             _bulk.update(("term", t) for t in it.top)
             _bulk.update(("gram", (it.outlet, g)) for g in it.grams)
-        _discard(self._titles.get(it.title_key), it.id)
+        for key in _title_index_keys(it.title_key):
+            _discard(self._titles.get(key), it.id)
         for k in {k for k, _ in it.lines}:
             for index, key in ((self._line_roots, k), (self._outlet_line_roots, (it.outlet, k))):
                 roots = index.get(key)  # type: ignore[call-overload]
@@ -396,6 +403,7 @@ class Engine:
             outlet=doc.outlet or "",
             title=doc.title,
             ts=doc.published_at.timestamp(),
+            url=(doc.url or "").rstrip("/"),
             title_key=f.title_key,
             title_line=f.title_line,
             lines=f.lines,
@@ -524,6 +532,21 @@ class Engine:
                                  *_top_terms(self._name_vector(it), self.p.top_names)})
         return it.keys
 
+    def _own_keys(self, it: _Item) -> frozenset[str]:
+        """Key terms without the title words it shares, as a phrase, with another title of its own
+        outlet: two notices of one template ("… 专题会议 | X", "X starred owner/…") share their
+        frame, so between pages of one outlet only the rest is evidence."""
+        if it.okeys is None:
+            shared = {g for g in it.grams
+                      if any(h != it.id for h in self._outlet_grams.get((it.outlet, g), ()))}
+            if not shared or not it.outlet:
+                it.okeys = self._keys(it)
+            else:
+                title = F.blank_grams(it.title, shared, TEMPLATE_GRAM)
+                kept = {*terms(title, it.lang), *name_terms(title)}
+                it.okeys = self._keys(it) - ({*it.title_terms, *it.title_names} - kept)
+        return it.okeys
+
     def _population(self, ts: float) -> int:
         """Articles (first copies) within the window around ``ts``, this batch's included: how many
         an article could meet by coincidence."""
@@ -560,8 +583,9 @@ class Engine:
         cands: set[int] = set()
         for key in it.bands:
             cands.update(self._lsh.get(key, ()))
-        if len(it.title_key) >= 8:
-            cands.update(self._titles.get(it.title_key, ()))
+        if _specific(it.title_key):
+            for key in _title_index_keys(it.title_key):
+                cands.update(self._titles.get(key, ()))
         win = self.p.dup_window_hours * 3600.0
 
         live = sorted(c for c in cands if (o := self.items.get(c)) is not None and abs(o.ts - it.ts) <= win)
@@ -600,6 +624,15 @@ class Engine:
             return 0.0
         return len(a.tgrams & b.tgrams) / min(len(a.tgrams), len(b.tgrams))
 
+    def _one_page(self, a: _Item, b: _Item) -> bool:
+        """Titles alike but for a word or two, with the same numbers (advisory 2024-7811 is not
+        2024-7812), or one address under related titles (a feed announcing one page twice)."""
+        sim = self._title_sim(a, b)
+        if a.url and a.url == b.url and sim >= self.p.dup_title_similarity and _names_in_slug(a, b):
+            return True
+        return sim >= self.p.dup_same_outlet_title and _DIGITS_RE.findall(a.title_key) == _DIGITS_RE.findall(
+            b.title_key)
+
     def _distinctive(self, x: _Item, root: int, new_id: int) -> np.ndarray:
         """Shingles of ``x``'s text without lines some other page (not of dup group ``root``) has."""
         keep: list[int] = []
@@ -620,8 +653,8 @@ class Engine:
 
     def _dup_score(self, a: _Item, b: _Item) -> float | None:
         """Containment of the shorter text once lines shared with other pages are left out."""
-        same_title = len(a.title_key) >= 8 and a.title_key == b.title_key
-        if (a.roundup or b.roundup) and not same_title:
+        same_title = _specific(a.title_key) and a.title_key == b.title_key
+        if (a.roundup or b.roundup) and not (same_title or self._one_page(a, b)):
             return None  # one site's daily digests can share a whole page; only the same issue is a copy
         if (a.garbled or b.garbled) and F.norm_line(a.title) == F.norm_line(b.title):
             return 0.5  # the text no longer reads (bad decoding); an identical title is all there is
@@ -629,23 +662,38 @@ class Engine:
         sb = self._distinctive(b, b.root, a.id)
         small = min(len(sa), len(sb))
         if small < self.p.dup_min_shingles:
-            # Too little text of its own: only an equal title, with what text there is agreeing, decides.
-            if same_title and (not len(sa) or not len(sb) or F.overlap(sa, sb) / max(1, small) >= 0.5):
+            # Too little text of its own: only agreeing titles (or one address), with what text there
+            # is agreeing, decide.
+            if ((same_title or self._one_page(a, b))
+                    and (not len(sa) or not len(sb) or F.overlap(sa, sb) / max(1, small) >= 0.5)):
                 return 0.5
             return None
         ratio = small / max(len(sa), len(sb))
         if ratio < self.p.dup_length_ratio:
             return None
-        # A line is known as the outlet's frame once two other pages hold it: on an outlet's
-        # second page, the frame looks like shared text, and only an equal title makes a copy.
-        same_outlet = a.outlet == b.outlet
+        # A line is known as a site's frame once two other pages hold it: on a site's second
+        # page, the frame looks like shared text, and only an equal title makes a copy. A copy
+        # group holding a page of this outlet counts as the outlet's own (an aggregator's mirror
+        # of the site's first page carries the site's frame too).
+        same_outlet = a.outlet == b.outlet or any(
+            self.items[m].outlet == a.outlet for m in self._root_members.get(b.root, ()) if m in self.items)
         frame_known = not same_outlet or self._outlet_pages[a.outlet] >= 2
         if same_title:
             need = self.p.dup_containment
         elif not frame_known:
             return None
-        elif (self._title_sim(a, b) >= self.p.dup_title_similarity
-              or (not same_outlet and small >= self.p.dup_copy_shingles)):
+        elif same_outlet:
+            # One outlet's own pages under different titles are different pages (a series' episodes,
+            # one template's notices, a site that shows one page under many links), unless they are
+            # one address, the title was barely touched, or a long text of its own is all but
+            # identical under a related title (the outlet re-posted its article).
+            if self._one_page(a, b):
+                need = self.p.dup_retitled_containment
+            elif small >= self.p.dup_copy_shingles and self._title_sim(a, b) >= self.p.dup_reposted_title:
+                need = self.p.dup_reposted_containment
+            else:
+                return None
+        elif self._title_sim(a, b) >= self.p.dup_title_similarity or small >= self.p.dup_copy_shingles:
             # Another outlet sharing this much text copied it, whatever its title says (an
             # advisory re-posted by a list); one outlet's pages can share a sidebar of headlines.
             need = self.p.dup_retitled_containment
@@ -702,10 +750,12 @@ class Engine:
         for score, sid in sorted(close, key=lambda x: (-x[0], x[1])):
             st = self.stories[sid]
             bar = self._evidence_bar(score)
-            if all(self.items[a].outlet == it.outlet for a in st.reps):
+            own = all(self.items[a].outlet == it.outlet for a in st.reps)
+            if own:
                 # One outlet's pages share its house vocabulary and pet topics: ask more of them.
                 bar += self.p.same_outlet_evidence
-            if self._story_evidence(it, self._keys(it), st) >= bar and not self._conflict(it, st):
+            keys = self._own_keys(it) if own else self._keys(it)
+            if self._story_evidence(it, keys, st, own=own) >= bar and not self._conflict(it, st):
                 return sid
         return None
 
@@ -714,22 +764,24 @@ class Engine:
         shares one rare name is that event), more near the similarity bar."""
         return self.p.evidence - self.p.evidence_per_sim * (score - self.p.similarity) / 0.1
 
-    def _core(self, st: _StoryState, ts: float) -> Counter[str]:
+    def _core(self, st: _StoryState, ts: float, own: bool = False) -> Counter[str]:
         """A story's key terms that a good part of its recent members share (all of them, for one
-        or two), each with how many members hold it."""
-        keys = [self._keys(self.items[a]) for a in self._recent_reps(st, ts)]
+        or two), each with how many members hold it; ``own``: without their outlet's title frames."""
+        key = self._own_keys if own else self._keys
+        keys = [key(self.items[a]) for a in self._recent_reps(st, ts)]
         held: Counter[str] = Counter()
         for k in keys:
             held.update(k)
         need = 1 if len(keys) <= 2 else max(2, len(keys) // 4)
         return Counter({t: n for t, n in held.items() if n >= need})
 
-    def _story_evidence(self, it: _Item, keys: frozenset[str], st: _StoryState) -> float:
+    def _story_evidence(self, it: _Item, keys: frozenset[str], st: _StoryState, own: bool = False
+                        ) -> float:
         """Surprise (nats) of the key terms shared with a story's core, less the log of how many
         articles the window holds: in a dense feed more coincidences happen, so more is asked. A
         term counts as rare as it would be if the story's own reports were one: an event's name
         is no less distinctive for having twenty reports."""
-        core = self._core(st, it.ts)
+        core = self._core(st, it.ts, own)
         shared = sorted(t for t in keys if t in core)
         if not shared:
             return -math.inf
@@ -880,8 +932,9 @@ class Engine:
         self.items[it.id] = it
         for key in it.bands:
             self._lsh[key].append(it.id)
-        if len(it.title_key) >= 8:
-            self._titles[it.title_key].append(it.id)
+        if _specific(it.title_key):
+            for key in _title_index_keys(it.title_key):
+                self._titles[key].append(it.id)
         self._root_members[it.root].append(it.id)
         if it.root == it.id:
             bisect.insort(self._root_ts, it.ts)
@@ -931,7 +984,29 @@ class Engine:
 # price or a share (4.5%, $2.4), which stop at one dot and need no letters.
 _VERSION_RE = re.compile(r"(?<![\w.$€£])v?\d{1,4}\.\d{1,4}(?:\.\d{1,5})+[a-z]{0,5}\d{0,3}\b"
                          r"|(?<![\w.$€£])v?\d{1,4}\.\d{1,4}[a-z]{1,5}\d{1,3}\b", re.IGNORECASE)
+_DIGITS_RE = re.compile(r"\d+")
 _KB_RE = re.compile(r"\bKB(\d{6,8})\b", re.IGNORECASE)
+
+
+def _names_in_slug(a: _Item, b: _Item) -> bool:
+    """The address names what both titles name (github.com/owner/Repo under "x starred owner/Repo"),
+    so it is the item's own page and not a category page several items link to."""
+    slug = a.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1].lower()
+    words = [w for w in re.split(r"[-_.+]+", slug) if len(w) >= 3]
+    return any(w in a.title_key and w in b.title_key for w in words)
+
+
+def _title_index_keys(title_key: str) -> tuple[str, ...]:
+    """The whole title key, and its head and tail: a copy whose title lost or gained a few
+    characters at one end (a decoded soft hyphen, a tag) is still found."""
+    if len(title_key) < 16:
+        return (title_key,)
+    return (title_key, "^" + title_key[:12], "$" + title_key[-12:])
+
+
+def _specific(title_key: str) -> bool:
+    """Long enough that an equal title means one article: 8 letters, a CJK character counting two."""
+    return len(title_key) + len(F.CJK_CHAR_RE.findall(title_key)) >= 8
 
 
 def _id_kind(ident: str) -> str:

@@ -106,13 +106,13 @@ def title_trigrams(key: str) -> frozenset[str]:
     return frozenset(key[i : i + 3] for i in range(max(1, len(key) - 2))) if key else frozenset()
 
 
-_CJK_CHAR_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+CJK_CHAR_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 _MOJIBAKE_RE = re.compile(r"[\u00c0-\u024f\u0400-\u04ff\u2500-\u257f\ufffd]")
 
 
 def garbled(title: str, body: str) -> bool:
     """A Chinese title over a body that decoded as Latin-1/Cyrillic soup: the text says nothing."""
-    if not _CJK_CHAR_RE.search(title):
+    if not CJK_CHAR_RE.search(title):
         return False
     sample = body[:3000]
     letters = sum(1 for c in sample if c.isalpha())

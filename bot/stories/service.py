@@ -47,7 +47,8 @@ def params_from_settings(settings: Any) -> Params:
 
 def _doc(a: Article | Any) -> Doc:
     return Doc(id=int(a.id), title=a.title or "", body=a.body or "", published_at=a.published_at,
-               outlet=a.outlet or "", lang=a.lang or "", features=getattr(a, "features", None))
+               outlet=a.outlet or "", lang=a.lang or "", features=getattr(a, "features", None),
+               url=a.url or "")
 
 
 class StoryService:
@@ -104,8 +105,8 @@ class StoryService:
                        exclude: set[int]) -> int:
         """Feed assigned articles published in [since, until) back into the engine, in ingest order."""
         q = (select(articles.c.id, articles.c.title, articles.c.body, articles.c.published_at,
-                    articles.c.outlet, articles.c.lang, articles.c.story_id, articles.c.duplicate_of,
-                    articles.c.minhash)
+                    articles.c.outlet, articles.c.lang, articles.c.url, articles.c.story_id,
+                    articles.c.duplicate_of, articles.c.minhash)
              .where(articles.c.published_at >= since, articles.c.story_id.is_not(None))
              .order_by(articles.c.id))
         if until is not None:
@@ -344,7 +345,7 @@ async def _article_batches(conn: AsyncConnection, size: int) -> Any:
     articles stored at one moment (at most ``size``), so a rebuild replays the same batches."""
     last = 0
     cols = [articles.c.id, articles.c.title, articles.c.body, articles.c.published_at, articles.c.outlet,
-            articles.c.lang, articles.c.source_id, articles.c.ingested_at]
+            articles.c.lang, articles.c.url, articles.c.source_id, articles.c.ingested_at]
     pending: list[Article] = []
     key: tuple[Any, Any] | None = None
     while True:
@@ -361,7 +362,7 @@ async def _article_batches(conn: AsyncConnection, size: int) -> Any:
             key = k
             pending.append(Article(
                 source="", external_id="", id=int(r.id), title=r.title, body=r.body, outlet=r.outlet,
-                lang=r.lang, published_at=r.published_at if r.published_at.tzinfo
+                lang=r.lang, url=r.url, published_at=r.published_at if r.published_at.tzinfo
                 else r.published_at.replace(tzinfo=UTC)))
     if pending:
         yield pending
