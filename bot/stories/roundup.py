@@ -22,9 +22,10 @@ _TITLE_RE = re.compile(
 # Link-digest files (a Markdown list of outlet links) carry this shape of title; so do the issues of
 # a daily series, which carry their full date ("资源推荐 2024-11-19", "Stormcast For Monday …").
 _DIGEST_TITLE_RE = re.compile(
-    r"^\s*\d{4}-\d{2}-\d{2}\s*$|daily digest|每日安全|安全日报|\b20\d\d-\d\d-\d\d\b|20\d\d年\d{1,2}月\d{1,2}日"
-    r"|\b(?:mon|tues|wednes|thurs|fri|satur|sun)day,? (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*"
-    r"\.? \d{1,2}(?:st|nd|rd|th)?\b",
+    r"^\s*\d{4}-\d{2}-\d{2}\s*$|daily digest|每日安全|安全日报|\b20\d\d-\d\d-\d\d\b"
+    r"|20\d\d年\d{1,2}月\d{1,2}日"
+    r"|\b(?:mon|tues|wednes|thurs|fri|satur|sun)day,? "
+    r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?\b",
     re.IGNORECASE)
 # A body that is mostly a list of other articles' headlines: short lines without sentence ends.
 _SENTENCE_END_RE = re.compile(r"[。！？.!?]\s*$")
