@@ -67,6 +67,8 @@ class Params:
     key_terms: int = 16  # per article: its title words and names plus this many top words are its key terms
     population_hours: float = 24.0  # articles this close in time are the ones a coincidence comes from
     evidence: float = 4.0
+    house_share: float = 0.3  # a word in this share of an outlet's titles is its house vocabulary
+    house_min_titles: int = 8  # ... and in at least this many
     same_outlet_evidence: float = 6.0  # nats more asked when every member is from the article's outlet
     evidence_per_sim: float = 4.0  # nats less evidence asked per 0.1 of similarity above the bar
     weak_evidence_scale: float = 0.3  # a pair sharing less than that is topical, not one event
@@ -187,6 +189,9 @@ class Engine:
         self._outlet_line_roots: dict[tuple[str, int], dict[int, int]] = defaultdict(dict)
         self._root_members: dict[int, list[int]] = defaultdict(list)
         self._outlet_pages: Counter[str] = Counter()  # pages held per outlet: is its frame known yet?
+        # Per outlet: first copies held and how many of their titles hold each word (house vocabulary).
+        self._outlet_roots: Counter[str] = Counter()
+        self._outlet_words: dict[str, Counter[str]] = defaultdict(Counter)
         # (outlet, title character n-gram) -> root articles whose title has it.
         self._outlet_grams: dict[tuple[str, str], list[int]] = defaultdict(list)
         self._term_index: dict[str, list[int]] = defaultdict(list)
@@ -296,6 +301,9 @@ class Engine:
             if k < len(self._root_ts) and self._root_ts[k] == it.ts:
                 del self._root_ts[k]
         self._outlet_pages[it.outlet] -= 1
+        if it.root == it.id and it.outlet and not it.roundup:
+            self._outlet_roots[it.outlet] -= 1
+            self._outlet_words[it.outlet].subtract({*it.title_terms, *it.title_names})
         st = self.stories.get(it.story)
         if st:
             _discard(st.members, it.id)
@@ -547,6 +555,13 @@ class Engine:
                 it.okeys = self._keys(it) - ({*it.title_terms, *it.title_names} - kept)
         return it.okeys
 
+    def _house_word(self, outlet: str, term: str) -> bool:
+        """A word in a good share of the outlet's titles (its own name, its product, its column):
+        the outlet's vocabulary, no evidence of one event."""
+        n = self._outlet_roots[outlet]
+        return n >= self.p.house_min_titles and self._outlet_words[outlet][term] >= max(
+            self.p.house_min_titles, self.p.house_share * n)
+
     def _population(self, ts: float) -> int:
         """Articles (first copies) within the window around ``ts``, this batch's included: how many
         an article could meet by coincidence."""
@@ -782,7 +797,8 @@ class Engine:
         term counts as rare as it would be if the story's own reports were one: an event's name
         is no less distinctive for having twenty reports."""
         core = self._core(st, it.ts, own)
-        shared = sorted(t for t in keys if t in core)
+        house = {it.outlet} | {self.items[a].outlet for a in st.reps if a in self.items}
+        shared = sorted(t for t in keys if t in core and not any(self._house_word(o, t) for o in house))
         if not shared:
             return -math.inf
         own = np.fromiter((core[t] - 1 for t in shared), dtype=np.float64, count=len(shared))
@@ -950,9 +966,11 @@ class Engine:
             oroots[it.root] = oroots.get(it.root, 0) + 1
 
     def _register_outlet(self, it: _Item) -> None:
-        """The outlet's title n-grams, whose repeats are its title template."""
+        """The outlet's title n-grams, whose repeats are its title template, and its title words."""
         if not it.outlet or it.roundup:
             return
+        self._outlet_roots[it.outlet] += 1
+        self._outlet_words[it.outlet].update({*it.title_terms, *it.title_names})
         for g in it.grams:
             holders = self._outlet_grams[(it.outlet, g)]
             if len(holders) == self.p.template_titles:  # now a template for the earlier titles too
