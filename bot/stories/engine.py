@@ -49,6 +49,7 @@ class Doc:
 class Params:
     window_hours: float = 72.0
     similarity: float = 0.15  # story: average-link similarity to join (and to merge two stories)
+    similarity_floor: float = 0.0  # 0: none; else closeness below the bar that enough evidence makes up for
     dup_window_hours: float = 168.0  # reposts come later than follow-ups do
     dup_containment: float = 0.75  # duplicates: shingle containment of the shorter text
     dup_length_ratio: float = 0.25  # ... and the shorter is at least this share of the longer
@@ -67,10 +68,13 @@ class Params:
     key_terms: int = 16  # per article: its title words and names plus this many top words are its key terms
     population_hours: float = 24.0  # articles this close in time are the ones a coincidence comes from
     evidence: float = 4.0
+    min_shared_terms: int = 2  # distinct key terms a join must share with the story ...
+    shared_term_nats: float = 2.0  # ... each at least this unusual
+    one_name_margin: float = 0.1  # similarity this far above the bar lets one shared key term do
     house_share: float = 0.3  # a word in this share of an outlet's titles is its house vocabulary
     house_min_titles: int = 8  # ... and in at least this many
     same_outlet_evidence: float = 6.0  # nats more asked when every member is from the article's outlet
-    evidence_per_sim: float = 4.0  # nats less evidence asked per 0.1 of similarity above the bar
+    evidence_per_sim: float = 6.0  # nats less evidence asked per 0.1 of similarity above the bar
     weak_evidence_scale: float = 0.3  # a pair sharing less than that is topical, not one event
     name_share: float = 0.15  # weight of the Latin-names cosine beside the all-words cosine
     title_share: float = 0.15  # ... and of the title-only cosine (short pages are mostly title)
@@ -555,6 +559,17 @@ class Engine:
                 it.okeys = self._keys(it) - ({*it.title_terms, *it.title_names} - kept)
         return it.okeys
 
+    def _concepts(self, it: _Item, terms_: set[str]) -> int:
+        """How many separate things ``terms_`` name: words side by side in the title are one name
+        (北风 机器人, Cisco ISE), every other word counts on its own."""
+        title = self._title_terms(it)[0]
+        runs, prev = 0, False
+        for t in title:
+            hit = t in terms_
+            runs += hit and not prev
+            prev = hit
+        return runs + len(terms_ - set(title))
+
     def _house_word(self, outlet: str, term: str) -> bool:
         """A word in a good share of the outlet's titles (its own name, its product, its column):
         the outlet's vocabulary, no evidence of one event."""
@@ -759,7 +774,7 @@ class Engine:
             if self.p.link_top:
                 sims = sorted(sims, reverse=True)[: self.p.link_top]
             score = sum(sims) / len(sims)
-            if score >= self.p.similarity:
+            if score >= min(self.p.similarity, self.p.similarity_floor or self.p.similarity):
                 close.append((score, sid))
         # The closest story that shares evidence of this very event; topical closeness alone is not.
         for score, sid in sorted(close, key=lambda x: (-x[0], x[1])):
@@ -770,7 +785,11 @@ class Engine:
                 # One outlet's pages share its house vocabulary and pet topics: ask more of them.
                 bar += self.p.same_outlet_evidence
             keys = self._own_keys(it) if own else self._keys(it)
-            if self._story_evidence(it, keys, st, own=own) >= bar and not self._conflict(it, st):
+            # Near the bar, one name in common is a topic (a vendor, a brand): an event also shares
+            # what happened. A report much closer than that may share just the name.
+            need = 1 if score >= self.p.similarity + self.p.one_name_margin else self.p.min_shared_terms
+            if (self._story_evidence(it, keys, st, own=own, need_terms=need) >= bar
+                    and not self._conflict(it, st)):
                 return sid
         return None
 
@@ -790,8 +809,8 @@ class Engine:
         need = 1 if len(keys) <= 2 else max(2, len(keys) // 4)
         return Counter({t: n for t, n in held.items() if n >= need})
 
-    def _story_evidence(self, it: _Item, keys: frozenset[str], st: _StoryState, own: bool = False
-                        ) -> float:
+    def _story_evidence(self, it: _Item, keys: frozenset[str], st: _StoryState, own: bool = False,
+                        need_terms: int = 1) -> float:
         """Surprise (nats) of the key terms shared with a story's core, less the log of how many
         articles the window holds: in a dense feed more coincidences happen, so more is asked. A
         term counts as rare as it would be if the story's own reports were one: an event's name
@@ -799,10 +818,14 @@ class Engine:
         core = self._core(st, it.ts, own)
         house = {it.outlet} | {self.items[a].outlet for a in st.reps if a in self.items}
         shared = sorted(t for t in keys if t in core and not any(self._house_word(o, t) for o in house))
-        if not shared:
+        if len(shared) < need_terms:
             return -math.inf
-        own = np.fromiter((core[t] - 1 for t in shared), dtype=np.float64, count=len(shared))
-        surprise = self._idf(shared, it.lang, discount=own) - self.p.idf_offset
+        held = np.fromiter((core[t] - 1 for t in shared), dtype=np.float64, count=len(shared))
+        surprise = self._idf(shared, it.lang, discount=held) - self.p.idf_offset
+        if need_terms > 1:
+            telling = {t for t, x in zip(shared, surprise.tolist(), strict=True) if x >= self.p.shared_term_nats}
+            if self._concepts(it, telling) < need_terms:
+                return -math.inf
         return float(surprise.sum()) - math.log1p(self._population(it.ts))
 
     def _index_terms(self, it: _Item) -> list[str]:
