@@ -823,7 +823,8 @@ class Engine:
         held = np.fromiter((core[t] - 1 for t in shared), dtype=np.float64, count=len(shared))
         surprise = self._idf(shared, it.lang, discount=held) - self.p.idf_offset
         if need_terms > 1:
-            telling = {t for t, x in zip(shared, surprise.tolist(), strict=True) if x >= self.p.shared_term_nats}
+            telling = {t for t, x in zip(shared, surprise.tolist(), strict=True)
+                       if x >= self.p.shared_term_nats}
             if self._concepts(it, telling) < need_terms:
                 return -math.inf
         return float(surprise.sum()) - math.log1p(self._population(it.ts))
