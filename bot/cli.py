@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", parents=[common], help="score story clustering on a labelled folder")
     ev.add_argument("folder")
     ev.add_argument("--labels", help="labels.tsv (default FOLDER/../labels.tsv or FOLDER/labels.tsv)")
+    ev.add_argument("--by-day", action="store_true",
+                    help="also each calendar day alone in a fresh store: per day and document-weighted mean")
     return p
 
 
@@ -315,9 +317,13 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.stories.evaluate import evaluate_folder
+    from bot.stories.evaluate import evaluate_by_day, evaluate_folder
 
-    result = await evaluate_folder(args.folder, labels=args.labels, settings=settings)
+    result: Any
+    if args.by_day:
+        result = await evaluate_by_day(args.folder, labels=args.labels, settings=settings)
+    else:
+        result = await evaluate_folder(args.folder, labels=args.labels, settings=settings)
     if args.json:
         _print_json(result.as_dict())
     else:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from bot.stories import features as F
-from bot.text.frequency import prior_share
+from bot.text.frequency import GENRE, prior_share
 from bot.text.tokenize import is_strong_term, name_terms, terms
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class Params:
     population_hours: float = 24.0  # articles this close in time are the ones a coincidence comes from
     evidence: float = 4.0
     min_shared_terms: int = 2  # distinct key terms a join must share with the story ...
-    shared_term_nats: float = 2.0  # ... each at least this unusual
+    shared_term_nats: float = 3.0  # ... each at least this unusual
     one_name_margin: float = 0.1  # similarity this far above the bar lets one shared key term do
     house_share: float = 0.3  # a word in this share of an outlet's titles is its house vocabulary
     house_min_titles: int = 8  # ... and in at least this many
@@ -824,7 +824,7 @@ class Engine:
         surprise = self._idf(shared, it.lang, discount=held) - self.p.idf_offset
         if need_terms > 1:
             telling = {t for t, x in zip(shared, surprise.tolist(), strict=True)
-                       if x >= self.p.shared_term_nats}
+                       if x >= self.p.shared_term_nats and t not in GENRE}
             if self._concepts(it, telling) < need_terms:
                 return -math.inf
         return float(surprise.sum()) - math.log1p(self._population(it.ts))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import tempfile
 import time
 from collections import defaultdict
@@ -95,15 +96,13 @@ def _inputs(folder: Path, labels: str | None) -> tuple[Path, dict[str, tuple[str
     return folder, read_labels(_find_labels(folder, labels))
 
 
-async def evaluate_folder(folder: str | Path, labels: str | None = None, settings: Any = None
-                          ) -> EvalResult:
+async def _ingest(folder: Path, settings: Any) -> list[Any]:
+    """The folder through the real ingest into a temporary SQLite store; the stored articles."""
     from bot.app import App
     from bot.config import load_settings
     from bot.ingest import run_ingest
     from bot.store.articles import list_articles
 
-    folder, gold = _inputs(Path(folder), labels)
-    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="digestbot-eval-") as tmp:
         cfg: dict[str, Any] = {
             "database": {"url": f"sqlite:///{Path(tmp) / 'eval.db'}"},
@@ -116,10 +115,13 @@ async def evaluate_folder(folder: str | Path, labels: str | None = None, setting
         app = await App.open(load_settings(text=json.dumps(cfg)))
         try:
             await run_ingest(app)
-            arts = await list_articles(app.store)
+            return await list_articles(app.store)
         finally:
             await app.close()
-    res = EvalResult(folder=str(folder), documents=len(arts))
+
+
+def _score(folder: str, arts: list[Any], gold: dict[str, tuple[str, str]]) -> EvalResult:
+    res = EvalResult(folder=folder, documents=len(arts))
     pred_story: dict[str, int] = {}
     pred_dup: dict[str, int] = {}
     titles: dict[str, str] = {}
@@ -140,8 +142,90 @@ async def evaluate_folder(folder: str | Path, labels: str | None = None, setting
     res.stories_predicted = len(set(pred_story.values()))
     res.stories_gold = len(set(gold_story.values()))
     res.seeds = _seed_check(gold_story, pred_story, titles)
+    return res
+
+
+async def evaluate_folder(folder: str | Path, labels: str | None = None, settings: Any = None
+                          ) -> EvalResult:
+    folder, gold = _inputs(Path(folder), labels)
+    started = time.perf_counter()
+    res = _score(str(folder), await _ingest(folder, settings), gold)
     res.seconds = time.perf_counter() - started
     return res
+
+
+@dataclass
+class DayResult:
+    """Each calendar day of a labelled folder alone in a fresh store, beside the whole folder."""
+
+    whole: EvalResult
+    days: dict[str, EvalResult] = field(default_factory=dict)
+
+    def mean(self) -> dict[str, float]:
+        """Document-weighted means over the days (a day's weight: its labelled documents)."""
+        total = sum(r.labelled for r in self.days.values()) or 1
+        keys = ("story_precision", "story_recall", "story_f1", "dup_precision", "dup_recall")
+        return {k: sum(getattr(r, k) * r.labelled for r in self.days.values()) / total for k in keys}
+
+    def as_dict(self) -> dict[str, Any]:
+        m = self.mean()
+        worst = min(self.days.items(), key=lambda kv: kv[1].story_precision) if self.days else None
+        return {
+            "whole": self.whole.as_dict(),
+            "days": {d: r.as_dict() for d, r in self.days.items()},
+            "mean": {"story": {"precision": round(m["story_precision"], 4),
+                               "recall": round(m["story_recall"], 4), "f1": round(m["story_f1"], 4)},
+                     "duplicates": {"precision": round(m["dup_precision"], 4),
+                                    "recall": round(m["dup_recall"], 4)},
+                     "documents": sum(r.labelled for r in self.days.values())},
+            "worst_day": ({"day": worst[0], "story_precision": round(worst[1].story_precision, 4)}
+                          if worst else None),
+        }
+
+    def render_text(self) -> str:
+        lines = [self.whole.render_text(), "", "each day alone in a fresh store:",
+                 "  day          docs  story P  story R  story F1   dup P   dup R"]
+        for day, r in self.days.items():
+            lines.append(f"  {day}  {r.labelled:5d}  {r.story_precision:7.3f}  {r.story_recall:7.3f}  "
+                         f"{r.story_f1:8.3f}  {r.dup_precision:6.3f}  {r.dup_recall:6.3f}")
+        m = self.mean()
+        lines.append(f"  {'mean':10}  {sum(r.labelled for r in self.days.values()):5d}  "
+                     f"{m['story_precision']:7.3f}  {m['story_recall']:7.3f}  {m['story_f1']:8.3f}  "
+                     f"{m['dup_precision']:6.3f}  {m['dup_recall']:6.3f}   (document-weighted)")
+        return "\n".join(lines)
+
+
+async def evaluate_by_day(folder: str | Path, labels: str | None = None, settings: Any = None) -> DayResult:
+    """The whole folder, then each calendar day of it (in the configured zone) alone in a fresh store.
+
+    A day's files are copied into a temporary folder of their own, so each run is exactly what a
+    new user who only had that day would get.
+    """
+    from zoneinfo import ZoneInfo
+
+    folder, gold = _inputs(Path(folder), labels)
+    started = time.perf_counter()
+    arts = await _ingest(folder, settings)
+    whole = _score(str(folder), arts, gold)
+    whole.seconds = time.perf_counter() - started
+    zone = ZoneInfo(settings.timezone if settings is not None else "UTC")
+    by_day: dict[str, list[str]] = defaultdict(list)
+    for a in arts:
+        if a.path and PurePosixPath(a.path).name in gold:
+            by_day[a.published_at.astimezone(zone).date().isoformat()].append(a.path)
+    out = DayResult(whole=whole)
+    for day in sorted(by_day):
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix=f"digestbot-eval-{day}-") as tmp:
+            for rel in by_day[day]:
+                # Flat: labels name files, and a day's files never share a name in a labelled set.
+                shutil.copy2(folder / rel, Path(tmp) / PurePosixPath(rel).name)
+            names = {PurePosixPath(rel).name for rel in by_day[day]}
+            day_gold = {k: v for k, v in gold.items() if k in names}
+            res = _score(f"{folder} ({day})", await _ingest(Path(tmp), settings), day_gold)
+        res.seconds = time.perf_counter() - t0
+        out.days[day] = res
+    return out
 
 
 def _seed_check(gold: dict[str, str], pred: dict[str, int], titles: dict[str, str]) -> dict[str, Any]:

@@ -11,12 +11,22 @@ from bot.text.aliases import align
 from bot.text.frequency import YEAR_RE, is_common
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-# Runs of CJK, or runs of letters/digits (with inner . - _ + for "iOS 18.5", "CVE-2025-24200").
-# The second kind stops at CJK, so "Apple和阿里巴巴" is two runs, not one.
+# Other scripts written without spaces between words: kana, Thai, Lao, Khmer, Myanmar. Without a
+# segmenter for them, their runs are cut into overlapping character pairs (never one blob).
+_UNSPACED = r"\u3040-\u30ff\u31f0-\u31ff\u0e00-\u0eff\u1780-\u17ff\u1000-\u109f"
+_NOT_WORD = _CJK + _UNSPACED
+# Runs of CJK, runs of unspaced scripts, or runs of letters/digits (with inner . - _ + for
+# "iOS 18.5", "CVE-2025-24200"). The last kind stops at the others, so "Apple和阿里巴巴" is two runs.
 _RUN_RE = re.compile(
-    rf"[{_CJK}]+|[^\W_{_CJK}](?:(?:[^\W{_CJK}]|[.+\-])*[^\W_{_CJK}])?", re.UNICODE
+    rf"[{_CJK}]+|[{_UNSPACED}]+|[^\W_{_NOT_WORD}](?:(?:[^\W{_NOT_WORD}]|[.+\-])*[^\W_{_NOT_WORD}])?",
+    re.UNICODE,
 )
 _CJK_RE = re.compile(rf"[{_CJK}]")
+_UNSPACED_RE = re.compile(rf"[{_UNSPACED}]")
+
+
+def _bigrams(run: str) -> list[str]:
+    return [run] if len(run) < 3 else [run[i:i + 2] for i in range(len(run) - 1)]
 
 
 def is_cjk(text: str) -> bool:
@@ -41,6 +51,8 @@ def _segment(text: str, search_mode: bool) -> list[str]:
                 jb = _jieba()
                 cut = jb.cut_for_search if search_mode else jb.cut
             out.extend(w for w in cut(run) if w.strip())
+        elif _UNSPACED_RE.match(run):
+            out.extend(_bigrams(run))
         else:
             out.append(run.lower())
     return out
@@ -71,6 +83,9 @@ def search_runs(text: str) -> list[tuple[str, tuple[str, ...], bool]]:
     out: list[tuple[str, tuple[str, ...], bool]] = []
     jb = None
     for run in _RUN_RE.findall(text):
+        if _UNSPACED_RE.match(run):
+            out.extend((w, (), True) for w in _bigrams(run))
+            continue
         if not _CJK_RE.match(run):
             out.append((run.lower(), (), False))
             continue
