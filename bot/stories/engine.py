@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from bot.stories import features as F
-from bot.text.frequency import GENRE, prior_share
+from bot.text.frequency import is_genre, prior_share
 from bot.text.tokenize import is_strong_term, name_terms, terms
 
 log = logging.getLogger(__name__)
@@ -65,11 +65,16 @@ class Params:
     strong_weight: float = 3.0  # CVE ids
     idf_offset: float = 1.0
     prior_docs: float = 100.0  # how many articles' worth of counts the background prior is worth
+    evidence_prior_docs: float = 1000.0  # ... when weighing evidence (rare names stay rare in a young store)
     key_terms: int = 16  # per article: its title words and names plus this many top words are its key terms
     population_hours: float = 24.0  # articles this close in time are the ones a coincidence comes from
     evidence: float = 4.0
     min_shared_terms: int = 2  # distinct key terms a join must share with the story ...
     shared_term_nats: float = 3.0  # ... each at least this unusual
+    telling_prior: float = 0.003  # ... and no more common than this in general language
+    short_terms: int = 8  # fewer words of its own than this beside the title: a short item
+    min_shared_words: int = 2  # key terms shared in all (any kind): one shared word is a topic
+    one_name_in_titles: bool = False  # the one shared name must be in both titles
     one_name_margin: float = 0.1  # similarity this far above the bar lets one shared key term do
     house_share: float = 0.3  # a word in this share of an outlet's titles is its house vocabulary
     house_min_titles: int = 8  # ... and in at least this many
@@ -141,6 +146,7 @@ class _Item:
     ids: frozenset[str] | None = None
     keys: frozenset[str] | None = None  # key terms, for the same-event check
     okeys: frozenset[str] | None = None  # ... without title phrases shared with the outlet's other titles
+    short: bool | None = None  # little text of its own beside the title
     codes: list[np.ndarray] | None = None  # per line, for duplicate checks
     shingle_key: tuple[int, ...] = ()  # which lines ``shingles`` was cut from
     shingles: np.ndarray | None = None
@@ -153,6 +159,7 @@ class _Item:
 
     def dirty(self) -> None:
         self.tt = self.vec = self.nvec = self.tvec = self.ids = self.keys = self.okeys = self.packed = None
+        self.short = None
         self.sims = {}
         self.version = next(_VERSIONS)  # unique across items: a re-added article never matches old entries
 
@@ -182,6 +189,9 @@ class Engine:
         self.n_docs = n_docs
         self.df_delta: Counter[str] = Counter()  # what this engine added, for the store
         self.docs_delta = 0
+        # This batch's own counts: evidence is weighed by what the store knew before the batch.
+        self._batch_df: Counter[str] = Counter()
+        self._batch_n = 0
         self.items: dict[int, _Item] = {}
         self.stories: dict[int, _StoryState] = {}
         self.merges: list[tuple[int, int]] = []  # (absorbed, survivor), for the store to apply
@@ -219,6 +229,7 @@ class Engine:
         them is compared; then stories, one article after the other, in batch order.
         """
         items: list[_Item] = []
+        self._batch_df, self._batch_n = Counter(), 0
         for doc in docs:
             if doc.id in self.items:
                 self.remove(doc.id)  # an edited article is decided afresh
@@ -476,9 +487,11 @@ class Engine:
         assigned, so the batch's own vocabulary is known."""
         self.n_docs += 1
         self.docs_delta += 1
+        self._batch_n += 1
         seen = self._term_set(it)
         self.df.update(seen)  # Counter.update counts in C
         self.df_delta.update(seen)
+        self._batch_df.update(seen)
 
     def _term_set(self, it: _Item) -> set[str]:
         """The article's words, without its outlet's frame (navigation, sidebars of other headlines)."""
@@ -558,6 +571,35 @@ class Engine:
                 kept = {*terms(title, it.lang), *name_terms(title)}
                 it.okeys = self._keys(it) - ({*it.title_terms, *it.title_names} - kept)
         return it.okeys
+
+    def _story_titles(self, st: _StoryState, ts: float) -> set[str]:
+        out: set[str] = set()
+        for a in self._recent_reps(st, ts):
+            out.update(self._title_terms(self.items[a])[0])
+        return out
+
+    def _surprise(self, shared: list[str], lang: str, core: Counter[str]) -> np.ndarray:
+        """How unusual each shared term is (nats), by what the store knew before this batch (a young
+        store's batch is mostly the news it is sorting) with the story's own reports counted as one:
+        an event's name is no less distinctive for having twenty reports."""
+        df, bdf, k = self.df, self._batch_df, self.p.evidence_prior_docs
+        d = np.fromiter((max(0, df.get(t, 0) - bdf.get(t, 0) - core[t] + 1) for t in shared),
+                        dtype=np.float64, count=len(shared))
+        p0 = np.fromiter((prior_share(t, lang) for t in shared), dtype=np.float64, count=len(shared))
+        n = self.n_docs - self._batch_n
+        return -np.log((d + k * p0 + 0.5) / (n + k + 1.0))
+
+    def _short(self, it: _Item) -> bool:
+        """Little text of its own beside the title (a feed line, an empty page): its words are
+        mostly the title's."""
+        if it.short is None:
+            boiler = self._boiler_for_outlet(it)
+            own: set[str] = set()
+            for (k, _), ts in zip(it.lines, it.line_terms, strict=True):
+                if k not in boiler and k != it.title_line:
+                    own.update(ts)
+            it.short = len(own) < self.p.short_terms
+        return it.short
 
     def _concepts(self, it: _Item, terms_: set[str]) -> int:
         """How many separate things ``terms_`` name: words side by side in the title are one name
@@ -786,8 +828,12 @@ class Engine:
                 bar += self.p.same_outlet_evidence
             keys = self._own_keys(it) if own else self._keys(it)
             # Near the bar, one name in common is a topic (a vendor, a brand): an event also shares
-            # what happened. A report much closer than that may share just the name.
-            need = 1 if score >= self.p.similarity + self.p.one_name_margin else self.p.min_shared_terms
+            # what happened. A report much closer than that may share just the name, unless one
+            # side is a title alone (its closeness is that of a few words).
+            short = self.p.short_terms > 0 and (
+                self._short(it) or all(self._short(self.items[a]) for a in st.reps if a in self.items))
+            close_enough = score >= self.p.similarity + self.p.one_name_margin and not short
+            need = 1 if close_enough else self.p.min_shared_terms
             if (self._story_evidence(it, keys, st, own=own, need_terms=need) >= bar
                     and not self._conflict(it, st)):
                 return sid
@@ -820,13 +866,20 @@ class Engine:
         shared = sorted(t for t in keys if t in core and not any(self._house_word(o, t) for o in house))
         if len(shared) < need_terms:
             return -math.inf
-        held = np.fromiter((core[t] - 1 for t in shared), dtype=np.float64, count=len(shared))
-        surprise = self._idf(shared, it.lang, discount=held) - self.p.idf_offset
-        if need_terms > 1:
-            telling = {t for t, x in zip(shared, surprise.tolist(), strict=True)
-                       if x >= self.p.shared_term_nats and t not in GENRE}
-            if self._concepts(it, telling) < need_terms:
-                return -math.inf
+        surprise = self._surprise(shared, it.lang, core)
+        # Telling: unusual, not a genre word, and either in both titles or rare in general language.
+        titled = set(self._title_terms(it)[0]) & self._story_titles(st, it.ts)
+        telling = {t for t, x in zip(shared, surprise.tolist(), strict=True)
+                   if x >= self.p.shared_term_nats and not is_genre(t)
+                   and (t in titled or prior_share(t, it.lang) <= self.p.telling_prior)}
+        # One shared word, however rare, is a topic (the company, the product) between reports in
+        # one language; across languages the names are all that can be shared.
+        across = any(self.items[a].zh != it.zh for a in st.reps if a in self.items)
+        least = 1 if across else self.p.min_shared_words
+        if self._concepts(it, telling) < need_terms or len(shared) < least:
+            return -math.inf
+        if need_terms == 1 and self.p.one_name_in_titles and not telling & titled:
+            return -math.inf
         return float(surprise.sum()) - math.log1p(self._population(it.ts))
 
     def _index_terms(self, it: _Item) -> list[str]:

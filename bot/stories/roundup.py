@@ -16,6 +16,7 @@ _TITLE_RE = re.compile(
     r"week(?:ly)?\s*(?:recap|review|roundup|round-up|digest|summary|wrap)|"
     r"\bweek in (?:review|security)\b|daily\s*(?:digest|brief|briefing|roundup|news)|"
     r"\b(?:daily|news)\s+review\b|\d{4}-\d{2}-\d{2}\s+review\b|"
+    r"\b(?:morning|evening|weekly|daily|news)\s+(?:brief|briefing|digest|bulletin)\b|"
     r"\bnewsletter\b|\bround-?up\b|\brecap\b|\bthis week\b|\bheadlines\b",
     re.IGNORECASE,
 )

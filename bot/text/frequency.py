@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 _FULL = ("zh", "en")  # every listed word (down to 1 in a million)
@@ -36,11 +37,11 @@ GENRE = frozenset("""
     补丁 更新 修复 发布 升级 版本 高危 严重 紧急 在野 零日 0day 恶意 恶意软件 勒索 勒索软件 木马
     病毒 后门 钓鱼 黑客 威胁 情报 威胁情报 apt 组织 团伙 样本 检测 防御 防护 权限 提权 绕过 越权
     泄露 数据泄露 安全漏洞 高危漏洞 安全更新 安全公告 公告 通知 活动 大会 峰会 论坛 直播 课程 培训
-    招聘 干货 原创 合集 资源 免费 福利 推荐 分享 总结 思路 方法 案例 方案 平台 系统 产品 服务 企业
+    攻击者 攻击方    招聘 干货 原创 合集 资源 免费 福利 推荐 分享 总结 思路 方法 案例 方案 平台 系统 产品 服务 企业
     行业 中心 rce poc exp cve exploit exploits exploited exploitation vulnerability vulnerabilities
     vuln flaw flaws bug bugs patch patches patched update updates security cyber cybersecurity
     attack attacks attackers hacker hackers hacking malware ransomware threat threats actor actors
-    breach breached data leak leaked phishing backdoor trojan botnet critical severity advisory
+    breach breached data leak leaked phishing backdoor trojan botnet critical severity advisory attacker
     advisories analysis research report researchers zero-day zeroday 0-day remote code execution
     injection bypass privilege escalation authentication vendor vendors users customers
 """.split())
@@ -107,6 +108,33 @@ def script_language(text: str, latin_words: list[str]) -> str:
     return language_of(latin_words)
 
 
+_SNOWBALL = {"en": "english", "it": "italian", "de": "german", "fr": "french", "es": "spanish",
+             "pt": "portuguese", "nl": "dutch", "ru": "russian", "sv": "swedish", "tr": "turkish"}
+
+
+@lru_cache(maxsize=16)
+def stemmer(lang: str) -> Callable[[str], str] | None:
+    """Snowball stemming for a language PyStemmer has, cached per word; None for others (CJK)."""
+    name = _SNOWBALL.get(lang)
+    if name is None:
+        return None
+    import Stemmer
+
+    return lru_cache(maxsize=65_536)(Stemmer.Stemmer(name).stemWord)
+
+
+@lru_cache(maxsize=1)
+def _genre() -> frozenset[str]:
+    stem = stemmer("en")
+    assert stem is not None
+    return GENRE | {stem(w) for w in GENRE if w.isascii()}
+
+
+def is_genre(term: str) -> bool:
+    """A word of every day's tech and security news, as written or as story terms stem it."""
+    return term in _genre()
+
+
 def is_common(word: str, lang: str) -> bool:
     """Whether the word list of ``lang`` (English for languages without one) holds ``word``."""
     tables = _tables()
@@ -115,16 +143,16 @@ def is_common(word: str, lang: str) -> bool:
 
 def number_share(number: str) -> float:
     """Round numbers (100万 -> 1000000, 500) recur in unrelated news; 882000 or 813500000 name one
-    thing. One significant digit: 10 %; each more: ten times rarer, down to 0.05 %."""
+    thing. One significant digit: 10 %; each more: thirty times rarer, down to 0.05 %."""
     digits = number.replace(".", "").replace(",", "").rstrip("0").lstrip("0")
-    return min(0.1, max(0.0005, 0.1 / 10 ** max(0, len(digits) - 1)))
+    return min(0.1, max(0.0005, 0.1 / 30 ** max(0, len(digits) - 1)))
 
 
 @lru_cache(maxsize=262_144)
 def prior_share(term: str, lang: str = "en") -> float:
     """The share of news articles expected to contain ``term`` (an article in ``lang``), before the
     store has counted any. Latin words are looked up in English too (tech news everywhere uses it)."""
-    if term in GENRE or YEAR_RE.match(term):
+    if is_genre(term) or YEAR_RE.match(term):
         base = GENRE_SHARE
     elif _NUMBER_RE.match(term):
         base = number_share(term)

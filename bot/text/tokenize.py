@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
 from functools import lru_cache
 
 from bot.text.aliases import align
-from bot.text.frequency import YEAR_RE, is_common
+from bot.text.frequency import YEAR_RE, is_common, stemmer
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # Other scripts written without spaces between words: kana, Thai, Lao, Khmer, Myanmar. Without a
@@ -160,8 +159,7 @@ def terms(text: str, lang: str = "en") -> list[str]:
     (tools -> tool): names are kept as written, so an Italian and a German report still share them.
     """
     out: list[str] = []
-    import os
-    stem = None if os.environ.get("NOSTEM") else _stemmer(lang)
+    stem = stemmer(lang)
     for w in words(_prepare(text)):
         if len(w) < 2 or w in _STOP_EN or w in _STOP_ZH or YEAR_RE.match(w):
             continue
@@ -173,19 +171,6 @@ def terms(text: str, lang: str = "en") -> list[str]:
     return out
 
 
-_SNOWBALL = {"en": "english", "it": "italian", "de": "german", "fr": "french", "es": "spanish",
-             "pt": "portuguese", "nl": "dutch", "ru": "russian", "sv": "swedish", "tr": "turkish"}
-
-
-@lru_cache(maxsize=16)
-def _stemmer(lang: str) -> Callable[[str], str] | None:
-    """Snowball stemming for a language PyStemmer has, cached per word; None for others (CJK)."""
-    name = _SNOWBALL.get(lang)
-    if name is None:
-        return None
-    import Stemmer
-
-    return lru_cache(maxsize=65_536)(Stemmer.Stemmer(name).stemWord)
 
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+\-_]*[A-Za-z0-9]")
