@@ -80,7 +80,8 @@ def test_two_incidents_of_one_vendor_with_different_cve_ids_stay_apart() -> None
              "that attackers are exploiting. Customers should update the gateway firmware now.", "SecDaily"),
         _doc(2, "Fabrikam fixes critical firewall bug CVE-2031-22222 under attack",
              "Fabrikam warned that CVE-2031-22222, a remote code execution bug in its firewall, is being "
-             "exploited in the wild. Patches are available for all supported firewall releases.", "CyberNews", 20),
+             "exploited in the wild. Patches are available for all supported firewall releases.",
+             "CyberNews", 20),
         _doc(3, "Fabrikam 修复被利用的防火墙漏洞 CVE-2031-22222",
              "Fabrikam 表示，防火墙远程代码执行漏洞 CVE-2031-22222 已遭在野利用，建议用户尽快升级。",
              "安全快讯", 22),
@@ -122,7 +123,8 @@ def test_one_name_in_common_is_a_topic_not_an_event() -> None:
 EVENT_3 = [
     ("Tailwind Bank says hackers stole 2.3 million customer records",
      "Tailwind Bank disclosed that hackers stole 2.3 million customer records from a file-transfer server.\n"
-     "The bank said card numbers were not exposed and it has notified regulators in three states.", "FinSec Today"),
+     "The bank said card numbers were not exposed and it has notified regulators in three states.",
+     "FinSec Today"),
     ("Tailwind Bank breach exposes 2.3M customers after file-transfer hack",
      "A breach at Tailwind Bank exposed data of 2.3 million customers, the lender said on Monday.\n"
      "Attackers abused the bank's file-transfer server; card numbers were not affected.", "The Ledger"),
@@ -177,7 +179,7 @@ def test_catalogue_notices_from_one_template_are_not_copies() -> None:
 
 def test_a_roundups_repost_folds_into_it_but_the_roundup_joins_no_story() -> None:
     roundup = ("Morning Brief: Tailwind Bank breach, Contoso tablet, Lantern release",
-               "1. Tailwind Bank says hackers stole 2.3 million customer records from a file-transfer server.\n"
+               "1. Tailwind Bank says hackers stole 2.3 million customer records from a transfer server.\n"
                "2. Contoso unveiled a folding tablet with a 12-inch screen.\n"
                "3. Lantern Browser shipped a new stable release with security fixes.\n"
                "That is all for this morning; see you tomorrow.", "Brief Daily")

@@ -37,13 +37,14 @@ GENRE = frozenset("""
     补丁 更新 修复 发布 升级 版本 高危 严重 紧急 在野 零日 0day 恶意 恶意软件 勒索 勒索软件 木马
     病毒 后门 钓鱼 黑客 威胁 情报 威胁情报 apt 组织 团伙 样本 检测 防御 防护 权限 提权 绕过 越权
     泄露 数据泄露 安全漏洞 高危漏洞 安全更新 安全公告 公告 通知 活动 大会 峰会 论坛 直播 课程 培训
-    攻击者 攻击方    招聘 干货 原创 合集 资源 免费 福利 推荐 分享 总结 思路 方法 案例 方案 平台 系统 产品 服务 企业
-    行业 中心 rce poc exp cve exploit exploits exploited exploitation vulnerability vulnerabilities
-    vuln flaw flaws bug bugs patch patches patched update updates security cyber cybersecurity
-    attack attacks attackers hacker hackers hacking malware ransomware threat threats actor actors
-    breach breached data leak leaked phishing backdoor trojan botnet critical severity advisory attacker
-    advisories analysis research report researchers zero-day zeroday 0-day remote code execution
-    injection bypass privilege escalation authentication vendor vendors users customers
+    攻击者 攻击方 招聘 干货 原创 合集 资源 免费 福利 推荐 分享 总结 思路 方法 案例 方案 平台 系统
+    产品 服务 企业 行业 中心 rce poc exp cve exploit exploits exploited exploitation vulnerability
+    vulnerabilities vuln flaw flaws bug bugs patch patches patched update updates security cyber
+    cybersecurity attack attacks attackers hacker hackers hacking malware ransomware threat threats
+    actor actors breach breached data leak leaked phishing backdoor trojan botnet critical severity
+    advisory attacker advisories analysis research report researchers zero-day zeroday 0-day remote
+    code execution injection bypass privilege escalation authentication vendor vendors users
+    customers
 """.split())
 
 
