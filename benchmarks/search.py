@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/search.py [--n 100000] [--queries 300] [--pg postgresql://…]
 
 Articles are half Chinese, half English, drawn from real word frequencies (the `wordfreq`
-package, `pip install -e '.[bench]'`) at news lengths: Chinese bodies 600–2,000 characters,
+package, a dependency of the bot) at news lengths: Chinese bodies 600–2,000 characters,
 English bodies 250–900 words; spread over a year, three articles to a story on average, from
 40 outlets. Rows go straight into the store (no file parsing) in transactions of --batch
 articles, each also indexed with bot.search.index_articles as ingest does. Everything is
