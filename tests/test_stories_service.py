@@ -16,6 +16,7 @@ from bot.store import articles as article_store
 from bot.store import sources as source_store
 from bot.store.tables import articles, stories, term_df
 from bot.stories.service import StoryService, list_stories
+from tests.conftest import EXAMPLES
 from tests.ingest_helpers import article_text, cli, cli_json, write, write_config
 from tests.test_stories_engine import EVENT, SAME_COMPANY, UNRELATED, add_header_footer, truncate
 
@@ -232,13 +233,62 @@ def test_seeds_form_one_story_and_other_apple_news_stays_out(tmp_path: Path, db_
     assert all(arts[f]["story_id"] != sid for f in apple_other)
 
 
+def test_the_five_seeds_alone_in_an_empty_store_make_one_story(tmp_path: Path, db_url: str,
+                                                                shared_dir: Path) -> None:
+    folder = tmp_path / "seeds"
+    shutil.copytree(shared_dir / "seeds", folder)
+    cfg = write_config(tmp_path / "config.yaml", folder, db_url)
+    assert cli_json("--config", str(cfg), "ingest")["new"] == 5
+    listed = cli_json("--config", str(cfg), "stories")
+    assert len(listed) == 1
+    assert listed[0]["size"] == 5 and len(listed[0]["sources"]) == 2
+
+
+def test_the_battery_reports_alone_in_an_empty_store_make_one_story(tmp_path: Path, db_url: str) -> None:
+    # Our own example articles: the four reports of the battery launch and one outlet's repost.
+    folder = tmp_path / "battery"
+    folder.mkdir()
+    for f in sorted(EXAMPLES.glob("0[1-5]_qinglan-battery_*.md")):
+        shutil.copy2(f, folder / f.name)
+    cfg = write_config(tmp_path / "config.yaml", folder, db_url)
+    assert cli_json("--config", str(cfg), "ingest")["new"] == 5
+    listed = cli_json("--config", str(cfg), "stories")
+    assert [s["size"] for s in listed] == [5]
+    assert len(listed[0]["sources"]) == 5
+
+
+def test_evaluate_by_day_prints_each_day_and_the_weighted_mean(tmp_path: Path) -> None:
+    folder = tmp_path / "labelled"
+    roles = _write_corpus(folder)
+    # Two calendar days: the event's last two reports move to the next day.
+    for name in ("event_3.md", "event_4.md"):
+        p = folder / name
+        p.write_text(p.read_text(encoding="utf-8").replace("2025-02-12", "2025-02-13"), encoding="utf-8")
+    with (folder / "labels.tsv").open("w", encoding="utf-8") as fh:
+        fh.write("file\tstory\tdup\ttitle\n")
+        for name, role in roles.items():
+            story = "event" if role in ("event", "repost") else name
+            dup = "d_event_0" if name in ("event_0.md", "repost.md") else f"d_{name}"
+            fh.write(f"{name}\t{story}\t{dup}\t-\n")
+    res = cli_json("evaluate", "--by-day", str(folder))
+    assert set(res["days"]) == {"2025-02-12", "2025-02-13"}
+    assert res["whole"]["labelled"] == len(roles)
+    assert sum(d["labelled"] for d in res["days"].values()) == res["mean"]["documents"] == len(roles)
+    day2 = res["days"]["2025-02-13"]
+    assert day2["labelled"] == 2 and day2["story"]["precision"] == 1.0
+    weighted = sum(d["story"]["precision"] * d["labelled"] for d in res["days"].values()) / len(roles)
+    assert abs(res["mean"]["story"]["precision"] - weighted) < 1e-3
+    text = cli("evaluate", "--by-day", str(folder)).stdout
+    assert "each day alone" in text and "2025-02-13" in text and "document-weighted" in text
+
+
 def test_evaluate_command_on_the_dev_set(shared_dir: Path) -> None:
     dev = shared_dir / "eval" / "dev" / "articles"
     res = cli_json("evaluate", str(dev))
     assert res["documents"] == 520
-    # The issue's targets, met by the tuned defaults (0.955 / 0.910, 1.000 / 0.979).
-    assert res["story"]["f1"] >= 0.90 and res["story"]["precision"] >= 0.95
-    assert res["duplicates"]["precision"] >= 0.99 and res["duplicates"]["recall"] >= 0.97
+    # Stories are events: precision first, recall kept (issue targets: P >= 0.96, F1 >= 0.90).
+    assert res["story"]["f1"] >= 0.90 and res["story"]["precision"] >= 0.96
+    assert res["duplicates"]["precision"] >= 0.995 and res["duplicates"]["recall"] >= 0.97
     assert res["seeds"]["together"] and not res["seeds"]["intruders"]
     text = cli("evaluate", str(dev))
     assert "B-cubed" in text.stdout and "-> OK" in text.stdout
