@@ -87,6 +87,7 @@ class Params:
     cross_lang_names: float = 0.1  # ... by that much when their Latin-names cosine reaches this
     cross_lang_weak_scale: float = 2.0  # ... else by this
     same_outlet_scale: float = 0.7  # one outlet's pages share house style and pet topics: ask more
+    id_core_share: float = 0.0  # a story's identifiers: named by at least this share of its members
     id_conflict_scale: float = 0.5  # both name CVE ids and share none: most likely two events
     vector_terms: int = 80  # 0: keep every term; n: only the n heaviest (less peripheral noise)
     lede_lines: int = 0  # the first n lines of own text weigh double (news puts the event first)
@@ -641,9 +642,14 @@ class Engine:
         mine = self._ids(it)
         if not mine:
             return False
-        theirs: set[str] = set()
-        for a in self._recent_reps(st, it.ts):
-            theirs |= self._ids(self.items[a])
+        held: Counter[str] = Counter()
+        reps = self._recent_reps(st, it.ts)
+        for a in reps:
+            held.update(self._ids(self.items[a]))
+        # The story's own identifiers: those a good part of its members name (one bulletin that
+        # lists twenty CVEs does not make each of them this story's).
+        need = max(1, round(len(reps) * self.p.id_core_share))
+        theirs = {t for t, n in held.items() if n >= need}
         if not theirs or mine & theirs:
             return False
         kinds = {_id_kind(t) for t in theirs}
