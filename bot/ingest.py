@@ -359,7 +359,8 @@ class _Pass:
             async with self.write_lock, self.store.begin() as conn:
                 statuses = await self._try(conn, source_id, valid, now, live)
                 if statuses is None:
-                    log.warning("a batch of %d articles failed; storing them one at a time", len(valid))
+                    log.warning("a batch of %d articles failed (%s); storing them one at a time",
+                                len(valid), self._last_error)
                     statuses = []
                     for a in valid:
                         one = await self._try(conn, source_id, [a], now, live, report=True)
@@ -411,9 +412,10 @@ class _Pass:
             if is_store_error(exc):
                 raise StoreError(exc) from exc
             exc = inner or exc
+            # The traceback is for -v; the rejection itself is logged (and reported) with its cause.
             if report:
                 a = batch[0]
-                log.warning("storing %s failed", printable(a.path or a.url or a.external_id), exc_info=exc)
+                log.debug("storing %s failed", a.path or a.url or a.external_id, exc_info=exc)
             else:
                 log.debug("the batch failed", exc_info=exc)
             self._last_error = describe_exc(exc)
