@@ -209,7 +209,8 @@ async def cmd_articles(args: argparse.Namespace, settings: Settings) -> int:
             for a in arts:
                 story = f" story={a.story_id}" if a.story_id else ""
                 dup = f" dup_of={a.duplicate_of}" if a.duplicate_of else ""
-                _print(f"{a.id:>6}  {a.published_at:%Y-%m-%d %H:%M}Z  [{a.outlet}] {a.title}{story}{dup}")
+                _print(f"{a.id:>6}  {a.published_at:%Y-%m-%d %H:%M}Z  [{printable(a.outlet)}] "
+                       f"{printable(a.title)}{story}{dup}")
             _print(f"{len(arts)} articles")
         return EXIT_OK
 
