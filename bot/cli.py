@@ -278,6 +278,11 @@ async def cmd_recluster(args: argparse.Namespace, settings: Settings) -> int:
         else:
             _print(f"rebuilt {result['stories']} stories from {result['articles']} articles "
                   f"({result['duplicates']} duplicates)")
+            skipped = result["skipped"]
+            if skipped:
+                print(f"{len(skipped)} articles could not be placed and have no story:")
+                for s in skipped:
+                    print(f"  article {s['id']} ({s['title']!r}): {s['reason']}")
         return EXIT_OK
 
     return await _with_app(settings, go)

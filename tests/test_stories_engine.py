@@ -398,3 +398,46 @@ def test_eviction_leaves_no_trace_in_the_shared_indexes() -> None:
     # What remains still works: a copy of a kept article folds into it.
     t, b = base_article(30, zh=True, paragraphs=3)
     assert eng.add(doc(99, t, b, hours=30 * 6.0 + 1, outlet="o-x")).duplicate_of == 30
+
+
+# ---------------------------------------------------------------- long streams with eviction
+
+_op = st.tuples(
+    st.integers(0, 5),  # which text: few, so copies of one text recur across the stream
+    st.sampled_from(["copy", "edit", "fresh"]),
+    st.integers(0, 3),  # outlet
+    st.floats(-20.0, 14.0),  # hours after the previous article (negative: a backfill)
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(_op, min_size=5, max_size=70), batch=st.integers(1, 9))
+def test_long_random_streams_keep_the_window_consistent(ops: list[tuple[int, str, int, float]],
+                                                        batch: int) -> None:
+    """Copies whose first copy has left the window, edits, backfills: after every batch the state
+    is consistent, every article has a story, and the service's eviction rule never breaks it."""
+    p = Params(window_hours=6, dup_window_hours=12)
+    eng = Engine(p)
+    reach = 12 * 3600.0
+    docs: list[Doc] = []
+    hours = 0.0
+    for n, (text, kind, outlet, step) in enumerate(ops, start=1):
+        hours += step
+        title, body = base_article(text, zh=text % 2 == 0, paragraphs=2)
+        if kind == "edit" and docs:
+            prev = docs[(n * 7) % len(docs)]  # the same article again, now with another text
+            docs.append(Doc(prev.id, title, body, prev.published_at, prev.outlet))
+            continue
+        if kind == "fresh":
+            title, body = base_article(100 + n, zh=n % 2 == 0, paragraphs=2)
+        docs.append(doc(n, title, body, hours=hours, outlet=f"o{outlet}"))
+    for i in range(0, len(docs), batch):
+        part = list({d.id: d for d in docs[i:i + batch]}.values())
+        out = eng.add_batch(part)
+        for a in out:
+            assert a.story != 0 and a.story in eng.stories
+            assert a.duplicate_of != a.id
+        newest = max(it.ts for it in eng.items.values())
+        earliest = min(d.published_at.timestamp() for d in part)
+        eng.evict_before(min(newest - 2 * reach, earliest - reach))
+        assert eng.check() == []

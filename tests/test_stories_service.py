@@ -70,7 +70,7 @@ def test_cli_stories_recluster_and_articles(tmp_path: Path, db_url: str) -> None
     assert text.returncode == 0 and f"{len(listed)} stories" in text.stdout
 
     rebuilt = cli_json("--config", str(cfg), "recluster")
-    assert rebuilt == {"stories": len(listed), "articles": len(roles), "duplicates": 1}
+    assert rebuilt == {"stories": len(listed), "articles": len(roles), "duplicates": 1, "skipped": []}
     assert _partition(cli_json("--config", str(cfg), "stories")) == _partition(listed)
 
     assert cli_json("--config", str(cfg), "stories", "--since", "2030-01-01T00:00:00Z") == []
@@ -123,9 +123,9 @@ async def test_service_persists_and_survives_a_rolled_back_batch(store) -> None:
         stored = set((await conn.execute(select(stories.c.id))).scalars())
         n_docs = (await conn.execute(select(term_df.c.df).where(term_df.c.term == "#docs"))).scalar()
     assert None not in story_ids and story_ids == stored
-    assert n_docs == 4
     listed = await list_stories(store)
     assert listed[0].size == 3 and len(listed) == 2
+    assert n_docs == 4  # the rolled-back batch is not counted twice
     assert listed[0].headline_article_id in {a.id for a in batch[:3]}
 
     # a fresh pass loads the state and keeps adding to the same story
@@ -138,6 +138,68 @@ async def test_service_persists_and_survives_a_rolled_back_batch(store) -> None:
     assert listed[0].size == 5 and len(listed[0].sources) == 5
     async with store.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(stories))).scalar() == 2
+
+
+async def test_a_rolled_back_join_is_noticed_even_when_it_made_no_new_story(store) -> None:  # type: ignore[no-untyped-def]
+    settings = load_settings(text="{}")
+    sid = await _one_source(store)
+    svc = await StoryService.load(store, settings)
+    first = _articles(0, EVENT[:2])
+    async with store.begin() as conn:
+        await article_store.upsert_articles(conn, sid, first)
+        await svc.add(conn, first)
+    # The next report joins the stored story (no new story row), then its savepoint is rolled back.
+    joining = _articles(2, EVENT[2:3])
+    async with store.begin() as conn:
+        with pytest.raises(RuntimeError):
+            async with conn.begin_nested():
+                await article_store.upsert_articles(conn, sid, joining)
+                await svc.add(conn, joining)
+                assert joining[0].story_id == first[0].story_id
+                raise RuntimeError("a later step of the batch failed")
+        later = _articles(3, EVENT[3:])
+        await article_store.upsert_articles(conn, sid, later)
+        await svc.add(conn, later)
+    assert svc.engine.check() == []
+    async with store.connect() as conn:
+        held = dict((await conn.execute(select(articles.c.id, articles.c.title))).all())
+    # Ids of rolled-back rows may be handed out again: memory must hold what the store holds.
+    assert {i: it.title for i, it in svc.engine.items.items()} == held
+    async with store.connect() as conn:
+        n_docs = (await conn.execute(select(term_df.c.df).where(term_df.c.term == "#docs"))).scalar()
+    assert svc.engine.n_docs == n_docs == 4  # the rolled-back article's words are not counted
+    listed = await list_stories(store)
+    assert listed[0].size == 4
+
+
+async def test_recluster_skips_and_reports_an_article_it_cannot_place(store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from bot.stories import service as story_service
+    from bot.stories.engine import Engine
+
+    settings = load_settings(text="{}")
+    sid = await _one_source(store)
+    batch = _articles(0, EVENT) + _articles(10, UNRELATED)
+    async with store.begin() as conn:
+        await article_store.upsert_articles(conn, sid, batch)
+    poison = batch[2].id
+    real = Engine.add_batch
+
+    def add_batch(self: Engine, docs: list) -> list:  # type: ignore[type-arg]
+        if any(d.id == poison for d in docs):
+            raise KeyError(poison)  # what a bookkeeping bug looked like
+        return real(self, docs)
+
+    monkeypatch.setattr(Engine, "add_batch", add_batch)
+    result = await story_service.rebuild(store, settings)
+    assert [s["id"] for s in result["skipped"]] == [poison]
+    assert "KeyError" in result["skipped"][0]["reason"]
+    assert result["articles"] == len(batch) - 1
+    async with store.connect() as conn:
+        rows = dict((await conn.execute(select(articles.c.id, articles.c.story_id))).all())
+    assert rows[poison] is None
+    assert all(v is not None for k, v in rows.items() if k != poison)
+    listed = await list_stories(store)
+    assert listed[0].size == len(EVENT) - 1  # the rest of the event still joined
 
 
 # ---------------------------------------------------------------- with ../shared

@@ -9,8 +9,11 @@ restricted to the time window, so the cost per article does not grow with the ar
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import logging
+import math
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from bot.stories import features as F
+from bot.text.frequency import prior_share
 from bot.text.tokenize import is_strong_term, name_terms, terms
 
 log = logging.getLogger(__name__)
@@ -38,21 +42,40 @@ class Doc:
     outlet: str = ""
     lang: str = ""
     features: F.ArticleFeatures | None = None  # precomputed where the article was parsed
+    url: str = ""  # canonical: one outlet's two items at one address are one page
 
 
 @dataclass(slots=True)
 class Params:
     window_hours: float = 72.0
     similarity: float = 0.15  # story: average-link similarity to join (and to merge two stories)
+    similarity_floor: float = 0.0  # 0: none; else closeness below the bar that enough evidence makes up for
     dup_window_hours: float = 168.0  # reposts come later than follow-ups do
     dup_containment: float = 0.75  # duplicates: shingle containment of the shorter text
     dup_length_ratio: float = 0.25  # ... and the shorter is at least this share of the longer
     dup_title_similarity: float = 0.5  # ... and the titles mostly agree: copies keep their title
     dup_retitled_containment: float = 0.75  # containment asked of a copy whose title was reworded
+    dup_same_outlet_title: float = 0.9  # one outlet's two pages are a copy only with titles this alike
+    dup_reposted_containment: float = 0.9  # ... or a long text of their own this alike
+    dup_reposted_title: float = 0.7  # ... under titles this alike
     dup_copy_shingles: int = 350  # this much text shared with another outlet is a copy, any title
     dup_min_shingles: int = 60  # below this, the stripped text is too short to judge by itself
     title_weight: float = 4.0
+    template_titles: int = 2  # other titles of the outlet sharing a phrase that make it the outlet's template
     strong_weight: float = 3.0  # CVE ids
+    idf_offset: float = 1.0
+    prior_docs: float = 100.0  # how many articles' worth of counts the background prior is worth
+    key_terms: int = 16  # per article: its title words and names plus this many top words are its key terms
+    population_hours: float = 24.0  # articles this close in time are the ones a coincidence comes from
+    evidence: float = 4.0
+    min_shared_terms: int = 2  # distinct key terms a join must share with the story ...
+    shared_term_nats: float = 2.0  # ... each at least this unusual
+    one_name_margin: float = 0.1  # similarity this far above the bar lets one shared key term do
+    house_share: float = 0.3  # a word in this share of an outlet's titles is its house vocabulary
+    house_min_titles: int = 8  # ... and in at least this many
+    same_outlet_evidence: float = 6.0  # nats more asked when every member is from the article's outlet
+    evidence_per_sim: float = 6.0  # nats less evidence asked per 0.1 of similarity above the bar
+    weak_evidence_scale: float = 0.3  # a pair sharing less than that is topical, not one event
     name_share: float = 0.15  # weight of the Latin-names cosine beside the all-words cosine
     title_share: float = 0.15  # ... and of the title-only cosine (short pages are mostly title)
     cross_lang_scale: float = 2.5  # Chinese and English reports share only names: rescale their cosine
@@ -90,6 +113,7 @@ class _Item:
     outlet: str
     title: str
     ts: float
+    url: str
     title_key: str
     title_line: int
     lines: list[tuple[int, str]]
@@ -97,8 +121,10 @@ class _Item:
     roundup: bool
     garbled: bool
     zh: bool
+    lang: str
     root: int = 0
     story: int = 0
+    match: int = 0  # the live copy a duplicate was matched with (its root may have left the window)
     line_terms: list[list[str]] = field(default_factory=list)
     line_names: list[list[str]] = field(default_factory=list)
     title_terms: list[str] = field(default_factory=list)
@@ -113,6 +139,8 @@ class _Item:
     nvec: dict[str, float] | None = None
     tvec: dict[str, float] | None = None
     ids: frozenset[str] | None = None
+    keys: frozenset[str] | None = None  # key terms, for the same-event check
+    okeys: frozenset[str] | None = None  # ... without title phrases shared with the outlet's other titles
     codes: list[np.ndarray] | None = None  # per line, for duplicate checks
     shingle_key: tuple[int, ...] = ()  # which lines ``shingles`` was cut from
     shingles: np.ndarray | None = None
@@ -124,7 +152,7 @@ class _Item:
     version: int = field(default_factory=lambda: next(_VERSIONS))
 
     def dirty(self) -> None:
-        self.tt = self.vec = self.nvec = self.tvec = self.ids = self.packed = None
+        self.tt = self.vec = self.nvec = self.tvec = self.ids = self.keys = self.okeys = self.packed = None
         self.sims = {}
         self.version = next(_VERSIONS)  # unique across items: a re-added article never matches old entries
 
@@ -165,9 +193,13 @@ class Engine:
         self._outlet_line_roots: dict[tuple[str, int], dict[int, int]] = defaultdict(dict)
         self._root_members: dict[int, list[int]] = defaultdict(list)
         self._outlet_pages: Counter[str] = Counter()  # pages held per outlet: is its frame known yet?
+        # Per outlet: first copies held and how many of their titles hold each word (house vocabulary).
+        self._outlet_roots: Counter[str] = Counter()
+        self._outlet_words: dict[str, Counter[str]] = defaultdict(Counter)
         # (outlet, title character n-gram) -> root articles whose title has it.
         self._outlet_grams: dict[tuple[str, str], list[int]] = defaultdict(list)
         self._term_index: dict[str, list[int]] = defaultdict(list)
+        self._root_ts: list[float] = []  # sorted publication times of first copies: how full the window is
         self._next_provisional = -1
         # (vector part, term) -> column, for the vectorised similarity; a scratch row for the query.
         self._term_ids: dict[tuple[int, str], int] = {}
@@ -192,8 +224,11 @@ class Engine:
                 self.remove(doc.id)  # an edited article is decided afresh
             self.counters.articles += 1
             it = self._make_item(doc)
-            dup_of = self._find_duplicate(it)
-            it.root = self.items[dup_of].root if dup_of is not None else it.id
+            # An edited first copy whose copies are still here stays their group's first copy.
+            match = None if self._root_members.get(doc.id) else self._find_duplicate(it)
+            if match is not None:
+                # The group's first copy may have left the window already: the group keeps its id.
+                it.root, it.match = self.items[match].root, match
             self._insert_page(it)
             items.append(it)
         for it in items:
@@ -205,7 +240,9 @@ class Engine:
             self._last_candidates = []
             best = None
             if it.root != it.id:
-                it.story = self.items[it.root].story
+                src = self.items.get(it.root) or self.items.get(it.match)
+                # Only an edit later in this batch can take the copy's source away: a story of its own.
+                it.story = src.story if src is not None and src.story else self._new_story()
             else:
                 best = None if it.roundup else self._best_story(it)
                 it.story = best if best is not None else self._new_story()
@@ -224,8 +261,10 @@ class Engine:
         if doc.id in self.items:
             self.remove(doc.id)
         it = self._make_item(doc, sig)
-        root = self.items.get(duplicate_of) if duplicate_of is not None else None
-        it.root = root.root if root is not None else doc.id
+        if duplicate_of is not None:
+            root = self.items.get(duplicate_of)
+            # A first copy older than the restored window keeps its id: later copies join its group.
+            it.root = root.root if root is not None else duplicate_of
         it.story = story
         self._insert_page(it)
         if it.root == it.id:
@@ -249,7 +288,8 @@ class Engine:
             _bulk.update(("lsh", key) for key in it.bands)
             _bulk.update(("term", t) for t in it.top)
             _bulk.update(("gram", (it.outlet, g)) for g in it.grams)
-        _discard(self._titles.get(it.title_key), it.id)
+        for key in _title_index_keys(it.title_key):
+            _discard(self._titles.get(key), it.id)
         for k in {k for k, _ in it.lines}:
             for index, key in ((self._line_roots, k), (self._outlet_line_roots, (it.outlet, k))):
                 roots = index.get(key)  # type: ignore[call-overload]
@@ -260,7 +300,14 @@ class Engine:
                     if not roots:
                         del index[key]  # type: ignore[call-overload]
         _discard(self._root_members.get(it.root), it.id)
+        if it.root == it.id:
+            k = bisect.bisect_left(self._root_ts, it.ts)
+            if k < len(self._root_ts) and self._root_ts[k] == it.ts:
+                del self._root_ts[k]
         self._outlet_pages[it.outlet] -= 1
+        if it.root == it.id and it.outlet and not it.roundup:
+            self._outlet_roots[it.outlet] -= 1
+            self._outlet_words[it.outlet].subtract({*it.title_terms, *it.title_names})
         st = self.stories.get(it.story)
         if st:
             _discard(st.members, it.id)
@@ -298,6 +345,48 @@ class Engine:
                     del index[key]
         return len(old)
 
+    def check(self) -> list[str]:
+        """Broken invariants of the in-memory state (empty when consistent); for tests and debugging.
+
+        Every index may only name live articles (after an eviction has pruned them), every article
+        sits in exactly the story it names, and the per-line and per-outlet counts match the articles.
+        """
+        bad: list[str] = []
+        items = self.items
+        for aid, it in items.items():
+            st = self.stories.get(it.story)
+            if it.story == 0 or st is None or aid not in st.members:
+                bad.append(f"article {aid} names story {it.story}, which does not hold it")
+            root = items.get(it.root)
+            if root is not None and root.root != root.id:
+                bad.append(f"article {aid}: its group's first copy {it.root} is itself a copy")
+        for sid, st in self.stories.items():
+            if not st.members:
+                bad.append(f"story {sid} is empty")
+            for aid in st.members:
+                if aid not in items or items[aid].story != sid:
+                    bad.append(f"story {sid} holds article {aid}, which is elsewhere or gone")
+            if not set(st.reps) <= set(st.members):
+                bad.append(f"story {sid}: a representative is not a member")
+        indexes: dict[str, Any] = {"lsh": self._lsh, "titles": self._titles, "terms": self._term_index,
+                                   "grams": self._outlet_grams, "root members": self._root_members}
+        for name, index in indexes.items():
+            for key, ids in index.items():
+                gone = [a for a in ids if a not in items]
+                if gone:
+                    bad.append(f"{name} index {key!r} names evicted articles {gone[:3]}")
+        lines: dict[int, Counter[int]] = defaultdict(Counter)
+        for it in items.values():
+            for k in {k for k, _ in it.lines}:
+                lines[k][it.root] += 1
+        held = {k: Counter(v) for k, v in self._line_roots.items()}
+        if held != {k: v for k, v in lines.items()}:
+            bad.append("line counts differ from the articles' lines")
+        pages = Counter(it.outlet for it in items.values())
+        if +self._outlet_pages != pages:
+            bad.append("pages per outlet differ from the articles")
+        return bad
+
     def headline(self, story: int) -> int | None:
         """The member closest to the others (the story's medoid); the earliest on ties."""
         st = self.stories.get(story)
@@ -326,13 +415,15 @@ class Engine:
             outlet=doc.outlet or "",
             title=doc.title,
             ts=doc.published_at.timestamp(),
+            url=(doc.url or "").rstrip("/"),
             title_key=f.title_key,
             title_line=f.title_line,
             lines=f.lines,
             sig=sig if sig is not None else f.sig,  # type: ignore[arg-type]
             roundup=f.roundup,
             garbled=f.garbled,
-            zh=f.zh,
+            zh=f.lang == "zh",
+            lang=f.lang,
             root=doc.id,
             line_terms=f.line_terms,
             line_names=f.line_names,
@@ -346,11 +437,12 @@ class Engine:
     def _title_terms(self, it: _Item) -> tuple[list[str], list[str]]:
         """Title words with the outlet's template ("… breached accounts", "Agency adds …") left out."""
         if it.tt is None:
+            need = self.p.template_titles
             shared = {g for g in it.grams
-                      if any(h != it.id for h in self._outlet_grams.get((it.outlet, g), ()))}
+                      if sum(h != it.id for h in self._outlet_grams.get((it.outlet, g), ())) >= need}
             if shared and it.outlet:
                 title = F.blank_grams(it.title, shared, TEMPLATE_GRAM)
-                it.tt = (terms(title), name_terms(title))
+                it.tt = (terms(title, it.lang), name_terms(title))
             else:
                 it.tt = (it.title_terms, it.title_names)
         return it.tt
@@ -380,24 +472,30 @@ class Engine:
         return tf
 
     def _count_terms(self, it: _Item) -> None:
-        """Rolling document frequencies: each non-duplicate article counts once."""
+        """Rolling document frequencies: each non-duplicate article counts once, before its batch is
+        assigned, so the batch's own vocabulary is known."""
         self.n_docs += 1
         self.docs_delta += 1
-        seen: set[str] = set(it.title_terms)
-        for ts in it.line_terms:
-            seen.update(ts)
+        seen = self._term_set(it)
         self.df.update(seen)  # Counter.update counts in C
         self.df_delta.update(seen)
 
-    def _weigh(self, tf: Counter[str], keep: int = 0) -> dict[str, float]:
+    def _term_set(self, it: _Item) -> set[str]:
+        """The article's words, without its outlet's frame (navigation, sidebars of other headlines)."""
+        boiler = self._boiler_for_outlet(it)
+        seen: set[str] = set(it.title_terms)
+        for (k, _), ts in zip(it.lines, it.line_terms, strict=True):
+            if k not in boiler:
+                seen.update(ts)
+        return seen
+
+    def _weigh(self, tf: Counter[str], lang: str, keep: int = 0) -> dict[str, float]:
         if not tf:
             return {}
         names = list(tf)
-        df = self.df
-        # Sublinear tf times smoothed idf, in numpy: articles have hundreds of distinct words.
+        # Sublinear tf times idf, in numpy: articles have hundreds of distinct words.
         n = np.fromiter(tf.values(), dtype=np.float64, count=len(names))
-        d = np.fromiter((df.get(t, 0) for t in names), dtype=np.float64, count=len(names))
-        w = (1.0 + np.log(n)) * (np.log((self.n_docs + 1) / (d + 1.0)) + 1.0)
+        w = (1.0 + np.log(n)) * self._idf(names, lang)
         for i, t in enumerate(names):
             if t[:4] == "cve-" and is_strong_term(t):
                 w[i] *= self.p.strong_weight
@@ -410,26 +508,104 @@ class Engine:
         w = w / (float(np.sqrt(np.dot(w, w))) or 1.0)
         return dict(zip(names, w.tolist(), strict=True))
 
+    def _idf(self, names: list[str], lang: str, discount: np.ndarray | None = None) -> np.ndarray:
+        """How unusual each term is: the share of articles holding it, counted by the store and
+        blended with the background prior (worth ``prior_docs`` articles), so a young store already
+        knows common words and the prior fades as the store grows."""
+        df, k = self.df, self.p.prior_docs
+        d = np.fromiter((df.get(t, 0) for t in names), dtype=np.float64, count=len(names))
+        if discount is not None:
+            d = np.maximum(0.0, d - discount)
+        p0 = np.fromiter((prior_share(t, lang) for t in names), dtype=np.float64, count=len(names))
+        return self.p.idf_offset - np.log((d + k * p0 + 0.5) / (self.n_docs + k + 1.0))
+
     def _vector(self, it: _Item) -> dict[str, float]:
         if it.vec is None:
-            it.vec = self._weigh(self._tf(it, names=False), self.p.vector_terms)
+            it.vec = self._weigh(self._tf(it, names=False), it.lang, self.p.vector_terms)
         return it.vec
 
     def _name_vector(self, it: _Item) -> dict[str, float]:
         if it.nvec is None:
-            it.nvec = self._weigh(self._tf(it, names=True))
+            it.nvec = self._weigh(self._tf(it, names=True), it.lang)
         return it.nvec
 
     def _title_vector(self, it: _Item) -> dict[str, float]:
         if it.tvec is None:
             tt, tn = self._title_terms(it)
-            it.tvec = self._weigh(Counter(set(tt) | set(tn)))
+            it.tvec = self._weigh(Counter(set(tt) | set(tn)), it.lang)
         return it.tvec
 
+    def _keys(self, it: _Item) -> frozenset[str]:
+        """Key terms: title words and names, and the top words and names of the text; what a
+        same-event check compares."""
+        if it.keys is None:
+            tt, tn = self._title_terms(it)
+            it.keys = frozenset({*tt, *tn, *_top_terms(self._vector(it), self.p.key_terms),
+                                 *_top_terms(self._name_vector(it), self.p.top_names)})
+        return it.keys
+
+    def _own_keys(self, it: _Item) -> frozenset[str]:
+        """Key terms without the title words it shares, as a phrase, with another title of its own
+        outlet: two notices of one template ("… 专题会议 | X", "X starred owner/…") share their
+        frame, so between pages of one outlet only the rest is evidence."""
+        if it.okeys is None:
+            shared = {g for g in it.grams
+                      if any(h != it.id for h in self._outlet_grams.get((it.outlet, g), ()))}
+            if not shared or not it.outlet:
+                it.okeys = self._keys(it)
+            else:
+                title = F.blank_grams(it.title, shared, TEMPLATE_GRAM)
+                kept = {*terms(title, it.lang), *name_terms(title)}
+                it.okeys = self._keys(it) - ({*it.title_terms, *it.title_names} - kept)
+        return it.okeys
+
+    def _concepts(self, it: _Item, terms_: set[str]) -> int:
+        """How many separate things ``terms_`` name: words side by side in the title are one name
+        (北风 机器人, Cisco ISE), every other word counts on its own."""
+        title = self._title_terms(it)[0]
+        runs, prev = 0, False
+        for t in title:
+            hit = t in terms_
+            runs += hit and not prev
+            prev = hit
+        return runs + len(terms_ - set(title))
+
+    def _house_word(self, outlet: str, term: str) -> bool:
+        """A word in a good share of the outlet's titles (its own name, its product, its column):
+        the outlet's vocabulary, no evidence of one event."""
+        n = self._outlet_roots[outlet]
+        return n >= self.p.house_min_titles and self._outlet_words[outlet][term] >= max(
+            self.p.house_min_titles, self.p.house_share * n)
+
+    def _population(self, ts: float) -> int:
+        """Articles (first copies) within the window around ``ts``, this batch's included: how many
+        an article could meet by coincidence."""
+        win = self.p.population_hours * 3600.0
+        return bisect.bisect_right(self._root_ts, ts + win) - bisect.bisect_left(self._root_ts, ts - win)
+
     def _ids(self, it: _Item) -> frozenset[str]:
+        """Identifiers that name one thing: CVE ids among its top words, versions and update
+        numbers in its title ("Tor Browser 13.5.7", "KB5044284"), each tagged with its kind."""
         if it.ids is None:
-            it.ids = frozenset(t for t in self._vector(it) if is_strong_term(t))
+            ids = {t for t in self._vector(it) if is_strong_term(t)}
+            ids.update(f"v:{m.group(0).lower()}" for m in _VERSION_RE.finditer(it.title))
+            ids.update(f"kb:{m.group(1)}" for m in _KB_RE.finditer(it.title))
+            it.ids = frozenset(ids)
         return it.ids
+
+    def _conflict(self, it: _Item, st: _StoryState) -> bool:
+        """Two incidents of one vendor, two releases of one product: the article and the story
+        both name identifiers of a kind and share none of any kind."""
+        mine = self._ids(it)
+        if not mine:
+            return False
+        theirs: set[str] = set()
+        for a in self._recent_reps(st, it.ts):
+            theirs |= self._ids(self.items[a])
+        if not theirs or mine & theirs:
+            return False
+        kinds = {_id_kind(t) for t in theirs}
+        return any(_id_kind(t) in kinds for t in mine)
 
     # ------------------------------------------------------------- duplicates
 
@@ -437,8 +613,9 @@ class Engine:
         cands: set[int] = set()
         for key in it.bands:
             cands.update(self._lsh.get(key, ()))
-        if len(it.title_key) >= 8:
-            cands.update(self._titles.get(it.title_key, ()))
+        if _specific(it.title_key):
+            for key in _title_index_keys(it.title_key):
+                cands.update(self._titles.get(key, ()))
         win = self.p.dup_window_hours * 3600.0
 
         live = sorted(c for c in cands if (o := self.items.get(c)) is not None and abs(o.ts - it.ts) <= win)
@@ -463,7 +640,7 @@ class Engine:
             other = others[i]
             score = self._dup_score(it, other)
             if score is not None and (best is None or score > best[0]):
-                best = (score, other.root)
+                best = (score, other.id)
         return best[1] if best else None
 
     @staticmethod
@@ -476,6 +653,15 @@ class Engine:
         if not a.tgrams or not b.tgrams:
             return 0.0
         return len(a.tgrams & b.tgrams) / min(len(a.tgrams), len(b.tgrams))
+
+    def _one_page(self, a: _Item, b: _Item) -> bool:
+        """Titles alike but for a word or two, with the same numbers (advisory 2024-7811 is not
+        2024-7812), or one address under related titles (a feed announcing one page twice)."""
+        sim = self._title_sim(a, b)
+        if a.url and a.url == b.url and sim >= self.p.dup_title_similarity and _names_in_slug(a, b):
+            return True
+        return sim >= self.p.dup_same_outlet_title and _DIGITS_RE.findall(a.title_key) == _DIGITS_RE.findall(
+            b.title_key)
 
     def _distinctive(self, x: _Item, root: int, new_id: int) -> np.ndarray:
         """Shingles of ``x``'s text without lines some other page (not of dup group ``root``) has."""
@@ -497,8 +683,8 @@ class Engine:
 
     def _dup_score(self, a: _Item, b: _Item) -> float | None:
         """Containment of the shorter text once lines shared with other pages are left out."""
-        same_title = len(a.title_key) >= 8 and a.title_key == b.title_key
-        if (a.roundup or b.roundup) and not same_title:
+        same_title = _specific(a.title_key) and a.title_key == b.title_key
+        if (a.roundup or b.roundup) and not (same_title or self._one_page(a, b)):
             return None  # one site's daily digests can share a whole page; only the same issue is a copy
         if (a.garbled or b.garbled) and F.norm_line(a.title) == F.norm_line(b.title):
             return 0.5  # the text no longer reads (bad decoding); an identical title is all there is
@@ -506,23 +692,38 @@ class Engine:
         sb = self._distinctive(b, b.root, a.id)
         small = min(len(sa), len(sb))
         if small < self.p.dup_min_shingles:
-            # Too little text of its own: only an equal title, with what text there is agreeing, decides.
-            if same_title and (not len(sa) or not len(sb) or F.overlap(sa, sb) / max(1, small) >= 0.5):
+            # Too little text of its own: only agreeing titles (or one address), with what text there
+            # is agreeing, decide.
+            if ((same_title or self._one_page(a, b))
+                    and (not len(sa) or not len(sb) or F.overlap(sa, sb) / max(1, small) >= 0.5)):
                 return 0.5
             return None
         ratio = small / max(len(sa), len(sb))
         if ratio < self.p.dup_length_ratio:
             return None
-        # A line is known as the outlet's frame once two other pages hold it: on an outlet's
-        # second page, the frame looks like shared text, and only an equal title makes a copy.
-        same_outlet = a.outlet == b.outlet
+        # A line is known as a site's frame once two other pages hold it: on a site's second
+        # page, the frame looks like shared text, and only an equal title makes a copy. A copy
+        # group holding a page of this outlet counts as the outlet's own (an aggregator's mirror
+        # of the site's first page carries the site's frame too).
+        same_outlet = a.outlet == b.outlet or any(
+            self.items[m].outlet == a.outlet for m in self._root_members.get(b.root, ()) if m in self.items)
         frame_known = not same_outlet or self._outlet_pages[a.outlet] >= 2
         if same_title:
             need = self.p.dup_containment
         elif not frame_known:
             return None
-        elif (self._title_sim(a, b) >= self.p.dup_title_similarity
-              or (not same_outlet and small >= self.p.dup_copy_shingles)):
+        elif same_outlet:
+            # One outlet's own pages under different titles are different pages (a series' episodes,
+            # one template's notices, a site that shows one page under many links), unless they are
+            # one address, the title was barely touched, or a long text of its own is all but
+            # identical under a related title (the outlet re-posted its article).
+            if self._one_page(a, b):
+                need = self.p.dup_retitled_containment
+            elif small >= self.p.dup_copy_shingles and self._title_sim(a, b) >= self.p.dup_reposted_title:
+                need = self.p.dup_reposted_containment
+            else:
+                return None
+        elif self._title_sim(a, b) >= self.p.dup_title_similarity or small >= self.p.dup_copy_shingles:
             # Another outlet sharing this much text copied it, whatever its title says (an
             # advisory re-posted by a list); one outlet's pages can share a sidebar of headlines.
             need = self.p.dup_retitled_containment
@@ -565,7 +766,7 @@ class Engine:
                 others.extend(self.items[a] for a in reps)
         self.counters.similarity_evals += len(others)
         flat = self._sims(it, others)  # one vectorised pass over every candidate's members
-        best: tuple[float, int] | None = None
+        close: list[tuple[float, int]] = []
         at = 0
         for sid, k in groups:
             sims = flat[at : at + k]
@@ -573,11 +774,59 @@ class Engine:
             if self.p.link_top:
                 sims = sorted(sims, reverse=True)[: self.p.link_top]
             score = sum(sims) / len(sims)
-            if best is None or score > best[0]:
-                best = (score, sid)
-        if best and best[0] >= self.p.similarity:
-            return best[1]
+            if score >= min(self.p.similarity, self.p.similarity_floor or self.p.similarity):
+                close.append((score, sid))
+        # The closest story that shares evidence of this very event; topical closeness alone is not.
+        for score, sid in sorted(close, key=lambda x: (-x[0], x[1])):
+            st = self.stories[sid]
+            bar = self._evidence_bar(score)
+            own = all(self.items[a].outlet == it.outlet for a in st.reps)
+            if own:
+                # One outlet's pages share its house vocabulary and pet topics: ask more of them.
+                bar += self.p.same_outlet_evidence
+            keys = self._own_keys(it) if own else self._keys(it)
+            # Near the bar, one name in common is a topic (a vendor, a brand): an event also shares
+            # what happened. A report much closer than that may share just the name.
+            need = 1 if score >= self.p.similarity + self.p.one_name_margin else self.p.min_shared_terms
+            if (self._story_evidence(it, keys, st, own=own, need_terms=need) >= bar
+                    and not self._conflict(it, st)):
+                return sid
         return None
+
+    def _evidence_bar(self, score: float) -> float:
+        """Nats of evidence asked of a join: less the closer the texts (a report this close that
+        shares one rare name is that event), more near the similarity bar."""
+        return self.p.evidence - self.p.evidence_per_sim * (score - self.p.similarity) / 0.1
+
+    def _core(self, st: _StoryState, ts: float, own: bool = False) -> Counter[str]:
+        """A story's key terms that a good part of its recent members share (all of them, for one
+        or two), each with how many members hold it; ``own``: without their outlet's title frames."""
+        key = self._own_keys if own else self._keys
+        keys = [key(self.items[a]) for a in self._recent_reps(st, ts)]
+        held: Counter[str] = Counter()
+        for k in keys:
+            held.update(k)
+        need = 1 if len(keys) <= 2 else max(2, len(keys) // 4)
+        return Counter({t: n for t, n in held.items() if n >= need})
+
+    def _story_evidence(self, it: _Item, keys: frozenset[str], st: _StoryState, own: bool = False,
+                        need_terms: int = 1) -> float:
+        """Surprise (nats) of the key terms shared with a story's core, less the log of how many
+        articles the window holds: in a dense feed more coincidences happen, so more is asked. A
+        term counts as rare as it would be if the story's own reports were one: an event's name
+        is no less distinctive for having twenty reports."""
+        core = self._core(st, it.ts, own)
+        house = {it.outlet} | {self.items[a].outlet for a in st.reps if a in self.items}
+        shared = sorted(t for t in keys if t in core and not any(self._house_word(o, t) for o in house))
+        if len(shared) < need_terms:
+            return -math.inf
+        held = np.fromiter((core[t] - 1 for t in shared), dtype=np.float64, count=len(shared))
+        surprise = self._idf(shared, it.lang, discount=held) - self.p.idf_offset
+        if need_terms > 1:
+            telling = {t for t, x in zip(shared, surprise.tolist(), strict=True) if x >= self.p.shared_term_nats}
+            if self._concepts(it, telling) < need_terms:
+                return -math.inf
+        return float(surprise.sum()) - math.log1p(self._population(it.ts))
 
     def _index_terms(self, it: _Item) -> list[str]:
         """Top words plus top Latin names: names are how a Chinese report finds an English one."""
@@ -632,8 +881,7 @@ class Engine:
     def _adjust(self, a: _Item, b: _Item, s: float) -> float:
         """Language, outlet, time and identifier adjustments of a blended similarity."""
         if a.zh != b.zh:
-            # Rescaled in full only when they share names: one generic word ("RCE") in common
-            # is all most unrelated Chinese and English reports have.
+            # Chinese and English reports share only names: rescaled when those names are distinctive.
             strong = _dot(self._name_vector(a), self._name_vector(b)) >= self.p.cross_lang_names
             s = min(1.0, s * (self.p.cross_lang_scale if strong else self.p.cross_lang_weak_scale))
         if a.outlet and a.outlet == b.outlet:
@@ -691,7 +939,9 @@ class Engine:
                 if other is None or sid == st.id or other.roundup:
                     continue
                 score = self._link(st, other, it.ts)
-                if score >= self._merge_bar and (best is None or score > best[0]):
+                if (score >= self._merge_bar and (best is None or score > best[0])
+                        and self._story_evidence(it, frozenset(self._core(st, it.ts)), other)
+                        >= self._evidence_bar(score)):
                     best = (score, sid)
             if best is None:
                 return
@@ -721,9 +971,12 @@ class Engine:
         self.items[it.id] = it
         for key in it.bands:
             self._lsh[key].append(it.id)
-        if len(it.title_key) >= 8:
-            self._titles[it.title_key].append(it.id)
+        if _specific(it.title_key):
+            for key in _title_index_keys(it.title_key):
+                self._titles[key].append(it.id)
         self._root_members[it.root].append(it.id)
+        if it.root == it.id:
+            bisect.insort(self._root_ts, it.ts)
         self._outlet_pages[it.outlet] += 1
         for k in {k for k, _ in it.lines}:
             roots = self._line_roots[k]
@@ -736,15 +989,18 @@ class Engine:
             oroots[it.root] = oroots.get(it.root, 0) + 1
 
     def _register_outlet(self, it: _Item) -> None:
-        """The outlet's title n-grams, whose repeats are its title template."""
+        """The outlet's title n-grams, whose repeats are its title template, and its title words."""
         if not it.outlet or it.roundup:
             return
+        self._outlet_roots[it.outlet] += 1
+        self._outlet_words[it.outlet].update({*it.title_terms, *it.title_names})
         for g in it.grams:
             holders = self._outlet_grams[(it.outlet, g)]
-            if len(holders) == 1:  # the first repeat makes it template for the earlier title too
-                other = self.items.get(holders[0])
-                if other is not None:
-                    other.dirty()
+            if len(holders) == self.p.template_titles:  # now a template for the earlier titles too
+                for h in holders:
+                    other = self.items.get(h)
+                    if other is not None:
+                        other.dirty()
             holders.append(it.id)
 
     def _insert_story(self, it: _Item) -> None:
@@ -763,6 +1019,39 @@ class Engine:
             other = self.items.get(aid)
             if other is not None:
                 other.dirty()
+
+
+# A version: two or more dotted numbers, maybe with a suffix (13.5.7, 14.0a9, 18.1.1); not a
+# price or a share (4.5%, $2.4), which stop at one dot and need no letters.
+_VERSION_RE = re.compile(r"(?<![\w.$€£])v?\d{1,4}\.\d{1,4}(?:\.\d{1,5})+[a-z]{0,5}\d{0,3}\b"
+                         r"|(?<![\w.$€£])v?\d{1,4}\.\d{1,4}[a-z]{1,5}\d{1,3}\b", re.IGNORECASE)
+_DIGITS_RE = re.compile(r"\d+")
+_KB_RE = re.compile(r"\bKB(\d{6,8})\b", re.IGNORECASE)
+
+
+def _names_in_slug(a: _Item, b: _Item) -> bool:
+    """The address names what both titles name (github.com/owner/Repo under "x starred owner/Repo"),
+    so it is the item's own page and not a category page several items link to."""
+    slug = a.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1].lower()
+    words = [w for w in re.split(r"[-_.+]+", slug) if len(w) >= 3]
+    return any(w in a.title_key and w in b.title_key for w in words)
+
+
+def _title_index_keys(title_key: str) -> tuple[str, ...]:
+    """The whole title key, and its head and tail: a copy whose title lost or gained a few
+    characters at one end (a decoded soft hyphen, a tag) is still found."""
+    if len(title_key) < 16:
+        return (title_key,)
+    return (title_key, "^" + title_key[:12], "$" + title_key[-12:])
+
+
+def _specific(title_key: str) -> bool:
+    """Long enough that an equal title means one article: 8 letters, a CJK character counting two."""
+    return len(title_key) + len(F.CJK_CHAR_RE.findall(title_key)) >= 8
+
+
+def _id_kind(ident: str) -> str:
+    return ident.split(":", 1)[0] if ":" in ident else "cve"
 
 
 def _dot(x: dict[str, float], y: dict[str, float]) -> float:

@@ -27,6 +27,7 @@ MINHASH_SEED = 1729
 _SPACE_RE = re.compile(r"\s+")
 _LATIN_WORD_RE = re.compile(r"[0-9a-z]+(?:[.'’-][0-9a-z]+)*")
 _PUNCT_RE = re.compile(r"[\W_]+", re.UNICODE)
+_LETTERS_RE = re.compile(r"[^\W\d_]+")
 
 
 def norm_line(line: str) -> str:
@@ -105,13 +106,13 @@ def title_trigrams(key: str) -> frozenset[str]:
     return frozenset(key[i : i + 3] for i in range(max(1, len(key) - 2))) if key else frozenset()
 
 
-_CJK_CHAR_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+CJK_CHAR_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 _MOJIBAKE_RE = re.compile(r"[\u00c0-\u024f\u0400-\u04ff\u2500-\u257f\ufffd]")
 
 
 def garbled(title: str, body: str) -> bool:
     """A Chinese title over a body that decoded as Latin-1/Cyrillic soup: the text says nothing."""
-    if not _CJK_CHAR_RE.search(title):
+    if not CJK_CHAR_RE.search(title):
         return False
     sample = body[:3000]
     letters = sum(1 for c in sample if c.isalpha())
@@ -167,34 +168,35 @@ class ArticleFeatures:
     title_line: int
     roundup: bool
     garbled: bool
-    zh: bool
+    lang: str  # zh, en, it, de, ja … (bot.text.frequency)
     grams: frozenset[str]
 
 
 def extract(title: str, body: str, outlet: str, *, template_gram: int, signature: bool = True
             ) -> ArticleFeatures:
     from bot.stories.roundup import is_roundup
-    from bot.text.clean import detect_lang
+    from bot.text.frequency import script_language
     from bot.text.tokenize import name_terms, terms
 
     lines = body_lines(body)
     text = "\n".join(t for _, t in lines) or title
     # From the text itself: feeds mislabel languages more often than the text misleads.
-    lang = detect_lang(title + "\n" + text[:2000])
+    sample = title + "\n" + text[:3000]
+    lang = script_language(sample, _LETTERS_RE.findall(sample.lower()))
     bad = garbled(title, body)
     return ArticleFeatures(
         lines=lines,
         # A body that decoded as mojibake says nothing: such an article is its title alone.
-        line_terms=[[] if bad else terms(t) for _, t in lines],
+        line_terms=[[] if bad else terms(t, lang) for _, t in lines],
         line_names=[[] if bad else name_terms(t) for _, t in lines],
-        title_terms=terms(title),
+        title_terms=terms(title, lang),
         title_names=name_terms(title),
         sig=minhash([shingles(text)])[0] if signature else None,
         title_key=title_key(title),
         title_line=line_key(norm_line(title)),
         roundup=is_roundup(title, body, outlet),
         garbled=bad,
-        zh=lang.startswith("zh"),
+        lang=lang,
         grams=frozenset(title_grams(title, template_gram)),
     )
 

@@ -11,15 +11,24 @@ import unicodedata
 
 _TITLE_RE = re.compile(
     r"早报|晚报|日报|周报|月报|周刊|早知道|早餐|简报|快讯合集|牛览|动态回顾|一周|每周|每日|本周|"
-    r"资讯汇总|热点汇总|要闻|周末|汇总|精选|"
+    r"资讯汇总|热点汇总|要闻|周末|汇总|精选|目录|文章合集|资源推荐|"
+    r"\bsettimana\b|\bsintesi\b|wochenrückblick|\bwoche\b|\bsemaine\b|\bsemana\b|"
     r"week(?:ly)?\s*(?:recap|review|roundup|round-up|digest|summary|wrap)|"
     r"\bweek in (?:review|security)\b|daily\s*(?:digest|brief|briefing|roundup|news)|"
     r"\b(?:daily|news)\s+review\b|\d{4}-\d{2}-\d{2}\s+review\b|"
     r"\bnewsletter\b|\bround-?up\b|\brecap\b|\bthis week\b|\bheadlines\b",
     re.IGNORECASE,
 )
-# Link-digest files (a Markdown list of outlet links) carry this shape of title.
-_DIGEST_TITLE_RE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$|daily digest|每日安全|安全日报", re.IGNORECASE)
+# Link-digest files (a Markdown list of outlet links) carry this shape of title; so do the issues of
+# a daily series, which carry their full date ("资源推荐 2024-11-19", "Stormcast For Monday …").
+_DIGEST_TITLE_RE = re.compile(
+    r"^\s*\d{4}-\d{2}-\d{2}\s*$|daily digest|每日安全|安全日报|\b20\d\d-\d\d-\d\d\b"
+    r"|20\d\d年\d{1,2}月\d{1,2}日"
+    r"|\b(?:mon|tues|wednes|thurs|fri|satur|sun)day,? "
+    r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?\b",
+    re.IGNORECASE)
+# A body that is mostly a list of other articles' headlines: short lines without sentence ends.
+_SENTENCE_END_RE = re.compile(r"[。！？.!?]\s*$")
 
 
 def is_roundup(title: str, body: str = "", outlet: str = "") -> bool:
@@ -28,4 +37,16 @@ def is_roundup(title: str, body: str = "", outlet: str = "") -> bool:
         return True
     if outlet and re.search(r"daily digest", outlet, re.IGNORECASE):
         return True
-    return False
+    return _headline_list(body)
+
+
+def _headline_list(body: str) -> bool:
+    """Twenty or more lines, most of them short, unpunctuated like headlines, and links or
+    list items: a table of contents or a link digest rather than an article."""
+    lines = [ln.strip() for ln in body.splitlines() if ln.strip()]
+    if len(lines) < 20:
+        return False
+    listed = sum(1 for ln in lines
+                 if 6 <= len(ln) <= 80 and not _SENTENCE_END_RE.search(ln)
+                 and (ln[:1] in "-*•·" or ln[:2].rstrip(".、)").isdigit() or "http" in ln))
+    return listed >= 0.6 * len(lines)

@@ -47,7 +47,8 @@ def params_from_settings(settings: Any) -> Params:
 
 def _doc(a: Article | Any) -> Doc:
     return Doc(id=int(a.id), title=a.title or "", body=a.body or "", published_at=a.published_at,
-               outlet=a.outlet or "", lang=a.lang or "", features=getattr(a, "features", None))
+               outlet=a.outlet or "", lang=a.lang or "", features=getattr(a, "features", None),
+               url=a.url or "")
 
 
 class StoryService:
@@ -57,7 +58,13 @@ class StoryService:
         self.params = params
         self.engine = engine
         self.loaded_from: datetime | None = None  # state holds every article published since
-        self._created: list[int] = []  # story ids the last ``add`` inserted (to detect a rollback)
+        # What the last ``add`` decided, to see whether its transaction was rolled back after it.
+        self._last: dict[int, int] = {}
+        self._stale = False  # memory may be ahead of the store: reload before the next batch
+
+    def invalidate(self) -> None:
+        """The caller rolled back a transaction that ran ``add``: reload before the next batch."""
+        self._stale = True
 
     @classmethod
     async def load(cls, store: Any, settings: Any) -> StoryService:
@@ -98,8 +105,8 @@ class StoryService:
                        exclude: set[int]) -> int:
         """Feed assigned articles published in [since, until) back into the engine, in ingest order."""
         q = (select(articles.c.id, articles.c.title, articles.c.body, articles.c.published_at,
-                    articles.c.outlet, articles.c.lang, articles.c.story_id, articles.c.duplicate_of,
-                    articles.c.minhash)
+                    articles.c.outlet, articles.c.lang, articles.c.url, articles.c.story_id,
+                    articles.c.duplicate_of, articles.c.minhash)
              .where(articles.c.published_at >= since, articles.c.story_id.is_not(None))
              .order_by(articles.c.id))
         if until is not None:
@@ -114,15 +121,23 @@ class StoryService:
         return n
 
     async def _check_committed(self, conn: AsyncConnection) -> None:
-        """A batch that failed after ``add`` is rolled back: then memory is ahead of the store; reload."""
-        if not self._created:
-            return
-        found = (await conn.execute(select(func.count()).select_from(stories)
-                                    .where(stories.c.id.in_(self._created)))).scalar()
-        if found != len(self._created):
+        """Memory must follow the store: when the last batch's decisions are not what the store
+        holds (its savepoint or transaction was rolled back), reload the recent state."""
+        if not self._stale and self._last:
+            ids = sorted(self._last)
+            held: dict[int, int | None] = {}
+            for i in range(0, len(ids), _CHUNK):
+                res = await conn.execute(select(articles.c.id, articles.c.story_id)
+                                         .where(articles.c.id.in_(ids[i:i + _CHUNK])))
+                held.update({int(a): s for a, s in res.all()})
+            eng = self.engine
+            self._stale = any(held.get(a) != (eng.items[a].story if a in eng.items else held.get(a))
+                              or held.get(a) is None for a in ids)
+        if self._stale:
             log.info("stories: an earlier batch was rolled back; reloading the recent state")
             await self._load(conn)
-        self._created = []
+        self._stale = False
+        self._last = {}
 
     # -------------------------------------------------------------------- add
 
@@ -134,11 +149,19 @@ class StoryService:
         await self._check_committed(conn)
         ids = {int(a.id) for a in arts}  # type: ignore[arg-type]
         earliest = min(a.published_at for a in arts)
-        if self.loaded_from is None or earliest - self._reach < self.loaded_from:
-            # Older news than the state covers (a backfill): load its neighbourhood first.
-            since = earliest - self._reach
-            await self._restore(conn, since, self.loaded_from, exclude=ids)
-            self.loaded_from = since if self.loaded_from is None else min(self.loaded_from, since)
+        try:
+            if self.loaded_from is None or earliest - self._reach < self.loaded_from:
+                # Older news than the state covers (a backfill): load its neighbourhood first.
+                since = earliest - self._reach
+                await self._restore(conn, since, self.loaded_from, exclude=ids)
+                self.loaded_from = since if self.loaded_from is None else min(self.loaded_from, since)
+            await self._add(conn, arts, earliest)
+        except BaseException:
+            # Memory is now ahead of whatever the caller's rollback leaves: reload next time.
+            self._stale = True
+            raise
+
+    async def _add(self, conn: AsyncConnection, arts: list[Article], earliest: datetime) -> None:
         old_story = {a.id: a.story_id for a in arts}
         eng = self.engine
         assignments = eng.add_batch([_doc(a) for a in arts])
@@ -147,7 +170,6 @@ class StoryService:
         now = datetime.now(UTC)
         provisional = sorted({x.story for x in assignments if x.story < 0} | {
             s for pair in eng.merges for s in pair if s < 0}, reverse=True)
-        created: list[int] = []
         fresh = [sid for sid in provisional if sid in eng.stories]  # not created and merged away here
         if fresh:
             rows = []
@@ -161,7 +183,6 @@ class StoryService:
                 stories.insert().returning(stories.c.id, sort_by_parameter_order=True), rows)
             for sid, (new_id,) in zip(fresh, res.all(), strict=True):
                 eng.rename_story(sid, int(new_id))
-                created.append(int(new_id))
         touched: set[int] = {eng.items[a.id].story for a in arts}  # type: ignore[index]
         touched.update(s for s in old_story.values() if s is not None)
 
@@ -190,7 +211,7 @@ class StoryService:
 
         await self._refresh_stories(conn, touched, now)
         await self._flush_df(conn)
-        self._created = created
+        self._last = {int(a.id): eng.items[a.id].story for a in arts}  # type: ignore[index]
         # Memory stays bounded: what no future window reaches is dropped.
         newest = max(it.ts for it in eng.items.values()) if eng.items else None
         if newest is not None:
@@ -324,7 +345,7 @@ async def _article_batches(conn: AsyncConnection, size: int) -> Any:
     articles stored at one moment (at most ``size``), so a rebuild replays the same batches."""
     last = 0
     cols = [articles.c.id, articles.c.title, articles.c.body, articles.c.published_at, articles.c.outlet,
-            articles.c.lang, articles.c.source_id, articles.c.ingested_at]
+            articles.c.lang, articles.c.url, articles.c.source_id, articles.c.ingested_at]
     pending: list[Article] = []
     key: tuple[Any, Any] | None = None
     while True:
@@ -341,15 +362,20 @@ async def _article_batches(conn: AsyncConnection, size: int) -> Any:
             key = k
             pending.append(Article(
                 source="", external_id="", id=int(r.id), title=r.title, body=r.body, outlet=r.outlet,
-                lang=r.lang, published_at=r.published_at if r.published_at.tzinfo
+                lang=r.lang, url=r.url, published_at=r.published_at if r.published_at.tzinfo
                 else r.published_at.replace(tzinfo=UTC)))
     if pending:
         yield pending
 
 
-async def rebuild(store: Any, settings: Any, batch_size: int = RECLUSTER_BATCH) -> dict[str, int]:
-    """Drop every story and the document frequencies, then assign all stored articles afresh."""
+async def rebuild(store: Any, settings: Any, batch_size: int = RECLUSTER_BATCH) -> dict[str, Any]:
+    """Drop every story and the document frequencies, then assign all stored articles afresh.
+
+    A batch that fails is retried one article at a time; an article that still cannot be placed
+    is left without a story and reported (``skipped``), and the rest go on.
+    """
     params = params_from_settings(settings)
+    skipped: list[dict[str, Any]] = []
     async with store.begin() as conn:
         await conn.execute(update(articles).values(story_id=None, duplicate_of=None))
         await conn.execute(delete(stories))
@@ -357,12 +383,28 @@ async def rebuild(store: Any, settings: Any, batch_size: int = RECLUSTER_BATCH) 
         svc = StoryService(params, Engine(params))
         n = dups = 0
         async for batch in _article_batches(conn, batch_size):
-            await svc.add(conn, batch)
-            n += len(batch)
-            dups += sum(1 for a in batch if a.duplicate_of is not None)
-            svc._created = []  # same transaction: nothing to check
+            try:
+                async with conn.begin_nested():
+                    await svc.add(conn, batch)
+                placed = batch
+            except Exception:
+                log.warning("recluster: a batch of %d articles failed; placing them one at a time",
+                            len(batch), exc_info=True)
+                placed = []
+                for a in batch:
+                    try:
+                        async with conn.begin_nested():
+                            await svc.add(conn, [a])
+                        placed.append(a)
+                    except Exception as exc:
+                        log.warning("recluster: article %s (%s) cannot be placed", a.id, a.title[:80],
+                                    exc_info=True)
+                        skipped.append({"id": a.id, "title": a.title[:200],
+                                        "reason": f"{type(exc).__name__}: {exc}"[:300]})
+            n += len(placed)
+            dups += sum(1 for a in placed if a.duplicate_of is not None)
         n_stories = (await conn.execute(select(func.count()).select_from(stories))).scalar() or 0
-    return {"stories": int(n_stories), "articles": n, "duplicates": dups}
+    return {"stories": int(n_stories), "articles": n, "duplicates": dups, "skipped": skipped}
 
 
 async def recluster(app: Any) -> dict[str, int]:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from functools import lru_cache
+
+from bot.text.aliases import align
+from bot.text.frequency import YEAR_RE, is_common
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # Runs of CJK, or runs of letters/digits (with inner . - _ + for "iOS 18.5", "CVE-2025-24200").
@@ -126,25 +130,47 @@ _URL_PUNCT_RE = re.compile(r"[/\-_.?=&:#%+~]+")
 
 
 def _prepare(text: str) -> str:
-    """URLs split into their words (a slug often repeats the source's English title), 1,234 -> 1234."""
+    """URLs split into their words (a slug often repeats the source's English title), 1,234 -> 1234,
+    names and amounts in one spelling for Chinese and English (bot.text.aliases)."""
     text = _URL_RE.sub(lambda m: " " + _URL_PUNCT_RE.sub(" ", m.group(0)) + " ", text)
-    return _THOUSANDS_RE.sub("", text)
+    return align(_THOUSANDS_RE.sub("", text))
 
 
-def terms(text: str) -> list[str]:
-    """Content words for story vectors: ``words`` without stop words, single characters or short numbers.
+def terms(text: str, lang: str = "en") -> list[str]:
+    """Content words for story vectors: ``words`` without stop words, single characters, short
+    numbers or years (every day's news has them), the language's common words stemmed.
 
     Thousands separators are dropped first, so 11,994,223 is one number and not three, and
-    URLs are cut into their words.
+    URLs are cut into their words. Only words the language's word list knows are stemmed
+    (tools -> tool): names are kept as written, so an Italian and a German report still share them.
     """
     out: list[str] = []
+    import os
+    stem = None if os.environ.get("NOSTEM") else _stemmer(lang)
     for w in words(_prepare(text)):
-        if len(w) < 2 or w in _STOP_EN or w in _STOP_ZH:
+        if len(w) < 2 or w in _STOP_EN or w in _STOP_ZH or YEAR_RE.match(w):
             continue
         if _NUM_RE.match(w) and len(w) < 3:
             continue
+        if stem is not None and w.isalpha() and is_common(w, lang):
+            w = stem(w)
         out.append(w)
     return out
+
+
+_SNOWBALL = {"en": "english", "it": "italian", "de": "german", "fr": "french", "es": "spanish",
+             "pt": "portuguese", "nl": "dutch", "ru": "russian", "sv": "swedish", "tr": "turkish"}
+
+
+@lru_cache(maxsize=16)
+def _stemmer(lang: str) -> Callable[[str], str] | None:
+    """Snowball stemming for a language PyStemmer has, cached per word; None for others (CJK)."""
+    name = _SNOWBALL.get(lang)
+    if name is None:
+        return None
+    import Stemmer
+
+    return lru_cache(maxsize=65_536)(Stemmer.Stemmer(name).stemWord)
 
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+\-_]*[A-Za-z0-9]")
@@ -163,7 +189,7 @@ def name_terms(text: str) -> list[str]:
         if not _HAS_NAME_MARK.search(w):
             continue
         lw = w.lower()
-        if lw in _STOP_EN or (_NUM_RE.match(lw) and len(lw) < 3):
+        if lw in _STOP_EN or (_NUM_RE.match(lw) and len(lw) < 3) or YEAR_RE.match(lw):
             continue
         out.append(lw)
     return out
