@@ -280,9 +280,9 @@ async def cmd_recluster(args: argparse.Namespace, settings: Settings) -> int:
                   f"({result['duplicates']} duplicates)")
             skipped = result["skipped"]
             if skipped:
-                print(f"{len(skipped)} articles could not be placed and have no story:")
+                _print(f"{len(skipped)} articles could not be placed and have no story:")
                 for s in skipped:
-                    print(f"  article {s['id']} ({s['title']!r}): {s['reason']}")
+                    _print(f"  article {s['id']} ({s['title']!r}): {s['reason']}")
         return EXIT_OK
 
     return await _with_app(settings, go)
