@@ -1,7 +1,11 @@
 """The ``digestbot`` command. Thin: parse, call the module that does the work, print.
 
 Exit codes: 0 success (bad input files are reported, not fatal), 2 bad usage or
-configuration, 1 anything else.
+configuration, 1 anything else (a store error during a pass, dead letters after
+``digest --send``, a failed command); 130 / 143 when SIGINT / SIGTERM stopped ``ingest``.
+
+Everything printed and logged passes the redactor: configured secrets, token-shaped
+strings and URL passwords never reach the terminal.
 """
 
 from __future__ import annotations
@@ -10,24 +14,36 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.logs import install_redaction
+from bot.text.redact import Redactor
+from bot.text.safe import describe_error, printable
 
 log = logging.getLogger("digestbot")
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+
+# What this process must not show: set from the configuration in main() (patterns only before).
+_redact: Callable[[str], str] = Redactor()
 
 
 class UsageError(Exception):
     """Bad arguments detected after parsing (exit 2)."""
 
 
+def _print(text: object = "", *, file: Any = None) -> None:
+    (file or sys.stdout).write(_redact(str(text)) + "\n")
+
+
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    sys.stdout.write(_redact(json.dumps(data, ensure_ascii=False, indent=2, default=str)) + "\n")
 
 
 def _parse_since(value: str) -> datetime:
@@ -62,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("articles", parents=[common], help="stored articles")
     s = sub.add_parser("stories", parents=[common], help="stories, largest first")
     s.add_argument("--since", type=_parse_since, metavar="ISO")
+    s.add_argument("--top", type=int, metavar="N", help="only the N largest, each with a sample of titles")
     sub.add_parser("recluster", parents=[common], help="rebuild all stories from the stored articles")
 
     d = sub.add_parser("digest", parents=[common], help="preview or send a digest")
@@ -107,6 +124,7 @@ def _setup_logging(settings: Settings | None, verbose: bool) -> None:
     for noisy in ("httpx", "httpcore", "telegram", "apscheduler", "slack_bolt", "slack_sdk", "aiohttp",
                   "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.DEBUG)
+    install_redaction(_redact)
 
 
 Handler = Callable[[argparse.Namespace, Settings], Awaitable[int]]
@@ -126,7 +144,7 @@ async def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         _print_json({"ok": True, "origin": settings.origin})
     else:
-        print(f"configuration OK ({settings.origin})")
+        _print(f"configuration OK ({settings.origin})")
     return EXIT_OK
 
 
@@ -140,12 +158,44 @@ async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
                          f"(configured: {', '.join(sorted(names))})")
 
     async def go(app: Any) -> int:
-        report = await run_ingest(app, progress=not args.json and sys.stderr.isatty(), only=args.only)
+        stop = asyncio.Event()
+        caught: list[signal.Signals] = []
+
+        def on_signal(sig: signal.Signals) -> None:
+            # The batch being written is finished, nothing more is read; a second signal is
+            # not caught again, so it stops the process at once (the open transaction rolls back).
+            caught.append(sig)
+            stop.set()
+            for s in installed:
+                loop.remove_signal_handler(s)
+
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, on_signal, sig)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # not POSIX, or not the main thread
+                pass
+        try:
+            report = await run_ingest(app, progress=not args.json and sys.stderr.isatty(), only=args.only,
+                                      stop=stop)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+        if caught:
+            report.interrupted = caught[0].name
         if args.json:
             _print_json(report.as_dict())
         else:
-            print(report.render_text())
-        return EXIT_OK
+            _print(report.render_text())
+        for problem in report.store_errors:
+            _print(f"digestbot: store error: {problem}", file=sys.stderr)
+        if caught:
+            _print(f"digestbot: ingest stopped by {caught[0].name}; the batches written are kept, "
+                   "the rest is read on the next pass", file=sys.stderr)
+            return EXIT_SIGTERM if caught[0] == signal.SIGTERM else EXIT_SIGINT
+        return EXIT_ERROR if report.store_errors else EXIT_OK
 
     return await _with_app(settings, go)
 
@@ -161,25 +211,60 @@ async def cmd_articles(args: argparse.Namespace, settings: Settings) -> int:
             for a in arts:
                 story = f" story={a.story_id}" if a.story_id else ""
                 dup = f" dup_of={a.duplicate_of}" if a.duplicate_of else ""
-                print(f"{a.id:>6}  {a.published_at:%Y-%m-%d %H:%M}Z  [{a.outlet}] {a.title}{story}{dup}")
-            print(f"{len(arts)} articles")
+                _print(f"{a.id:>6}  {a.published_at:%Y-%m-%d %H:%M}Z  [{printable(a.outlet)}] "
+                       f"{printable(a.title)}{story}{dup}")
+            _print(f"{len(arts)} articles")
         return EXIT_OK
 
     return await _with_app(settings, go)
 
 
+SAMPLE_TITLES = 5
+
+
+def story_sample(story: Any, n: int = SAMPLE_TITLES) -> list[Any]:
+    """Up to ``n`` member articles to judge a story by: one per outlet first (originals before
+    duplicates, in publication order), then the others."""
+    members = sorted(story.articles, key=lambda a: (a.duplicate_of is not None, a.published_at, a.id or 0))
+    seen: set[str] = set()
+    first, rest = [], []
+    for a in members:
+        (rest if a.outlet in seen else first).append(a)
+        seen.add(a.outlet)
+    return (first + rest)[:n]
+
+
 async def cmd_stories(args: argparse.Namespace, settings: Settings) -> int:
     from bot.stories.service import list_stories
 
+    if args.top is not None and args.top < 1:
+        raise UsageError("--top must be at least 1")
+
     async def go(app: Any) -> int:
         stories = await list_stories(app.store, since=args.since)
+        if args.top is not None:
+            stories = stories[:args.top]
         if args.json:
-            _print_json([s.as_dict() for s in stories])
-        else:
+            out = []
             for s in stories:
-                print(f"{s.id:>6}  {s.size:>3} articles  {len(s.sources):>2} outlets  {s.title}")
-                print(f"        {', '.join(s.sources)}")
-            print(f"{len(stories)} stories")
+                d = s.as_dict()
+                if args.top is not None:
+                    sample = story_sample(s)
+                    d["sample"] = [{"id": a.id, "outlet": a.outlet, "title": a.title} for a in sample]
+                    d["more"] = max(0, len(s.articles) - len(sample))
+                out.append(d)
+            _print_json(out)
+            return EXIT_OK
+        for s in stories:
+            _print(f"{s.id:>6}  {s.size:>3} articles  {len(s.sources):>2} outlets  {printable(s.title)}")
+            _print(f"        {printable(', '.join(s.sources))}")
+            if args.top is not None:
+                sample = story_sample(s)
+                for a in sample:
+                    _print(f"          - [{printable(a.outlet)}] {printable(a.title)}")
+                if len(s.articles) > len(sample):
+                    _print(f"          … and {len(s.articles) - len(sample)} more")
+        _print(f"{len(stories)} stories")
         return EXIT_OK
 
     return await _with_app(settings, go)
@@ -193,13 +278,13 @@ async def cmd_recluster(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             _print_json(result)
         else:
-            print(f"rebuilt {result['stories']} stories from {result['articles']} articles "
+            _print(f"rebuilt {result['stories']} stories from {result['articles']} articles "
                   f"({result['duplicates']} duplicates)")
             skipped = result["skipped"]
             if skipped:
-                print(f"{len(skipped)} articles could not be placed and have no story:")
+                _print(f"{len(skipped)} articles could not be placed and have no story:")
                 for s in skipped:
-                    print(f"  article {s['id']} ({s['title']!r}): {s['reason']}")
+                    _print(f"  article {s['id']} ({s['title']!r}): {s['reason']}")
         return EXIT_OK
 
     return await _with_app(settings, go)
@@ -216,8 +301,8 @@ async def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
             else:
                 for i, p in enumerate(payloads):
                     if i:
-                        print("\n" + "─" * 40 + "\n")
-                    print(p.get("text") if isinstance(p, dict) else p)
+                        _print("\n" + "─" * 40 + "\n")
+                    _print(p.get("text") if isinstance(p, dict) else p)
             return EXIT_OK
         from bot.outbox import send_now
 
@@ -225,9 +310,12 @@ async def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             _print_json(result)
         else:
-            print(f"{result['subscriptions']} subscriptions, {result['messages']} messages queued, "
+            _print(f"{result['subscriptions']} subscriptions, {result['messages']} messages queued, "
                   f"{result['sent']} sent, {result['dead']} dead, {result['pending']} pending")
-        return EXIT_OK if result.get("pending", 0) == 0 else EXIT_ERROR
+        if result.get("dead", 0):
+            _print(f"digestbot: {result['dead']} messages left as dead letters (digestbot outbox shows why)",
+                   file=sys.stderr)
+        return EXIT_OK if result.get("pending", 0) == 0 and result.get("dead", 0) == 0 else EXIT_ERROR
 
     return await _with_app(settings, go)
 
@@ -250,7 +338,7 @@ async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             _print_json(res.as_dict())
         else:
-            print(res.render_text())
+            _print(res.render_text())
         return EXIT_OK
 
     return await _with_app(settings, go)
@@ -274,11 +362,11 @@ async def cmd_subscriptions(args: argparse.Namespace, settings: Settings) -> int
             else:
                 for s in out:
                     times = ",".join(s.times)
-                    print(f"subscribed {s.adapter}:{s.chat_id} ({s.locale}, {s.timezone}, {times})")
+                    _print(f"subscribed {s.adapter}:{s.chat_id} ({s.locale}, {s.timezone}, {times})")
             return EXIT_OK
         if args.subs_command == "remove":
             n = await subs.deactivate_many(app.store, args.adapter, args.chat_ids, reason="removed by admin")
-            print(json.dumps({"removed": n}) if args.json else f"unsubscribed {n} chats")
+            _print(json.dumps({"removed": n}) if args.json else f"unsubscribed {n} chats")
             return EXIT_OK
         items = await subs.list_subscriptions(app.store)
         if args.json:
@@ -286,8 +374,8 @@ async def cmd_subscriptions(args: argparse.Namespace, settings: Settings) -> int
         else:
             for s in items:
                 state = "active" if s.active else f"inactive ({s.retired_reason or ''})"
-                print(f"{s.adapter}:{s.chat_id}  {s.locale}  {s.timezone}  {','.join(s.times)}  {state}")
-            print(f"{len(items)} subscriptions")
+                _print(f"{s.adapter}:{s.chat_id}  {s.locale}  {s.timezone}  {','.join(s.times)}  {state}")
+            _print(f"{len(items)} subscriptions")
         return EXIT_OK
 
     return await _with_app(settings, go)
@@ -301,9 +389,9 @@ async def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             _print_json(st)
         else:
-            print(f"pending {st['pending']}  sent {st['sent']}  dead {st['dead']}")
+            _print(f"pending {st['pending']}  sent {st['sent']}  dead {st['dead']}")
             for d in st["dead_letters"]:
-                print(f"  dead #{d['id']} {d['adapter']}:{d['chat_id']} after {d['attempts']} attempts: "
+                _print(f"  dead #{d['id']} {d['adapter']}:{d['chat_id']} after {d['attempts']} attempts: "
                       f"{d['reason']}")
         return EXIT_OK
 
@@ -327,7 +415,7 @@ async def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         _print_json(result.as_dict())
     else:
-        print(result.render_text())
+        _print(result.render_text())
     return EXIT_OK
 
 
@@ -347,8 +435,10 @@ COMMANDS: dict[str, Handler] = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    global _redact
     parser = build_parser()
     args = parser.parse_args(argv)
+    _redact = Redactor()
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
@@ -356,19 +446,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             _print_json({"ok": False, "errors": [{"path": p, "message": m} for p, m in exc.problems]})
         for path, msg in exc.problems:
-            print(f"{path}: {msg}" if path else msg, file=sys.stderr)
+            _print(f"{path}: {msg}" if path else msg, file=sys.stderr)
         return EXIT_USAGE
+    _redact = Redactor(settings.secrets)
     _setup_logging(settings, args.verbose)
     try:
         return asyncio.run(COMMANDS[args.command](args, settings))
     except UsageError as exc:
-        print(f"digestbot: {exc}", file=sys.stderr)
+        _print(f"digestbot: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        _print("digestbot: interrupted", file=sys.stderr)
+        return EXIT_SIGINT
     except Exception as exc:
         log.debug("command failed", exc_info=True)
-        print(f"digestbot: error: {exc}", file=sys.stderr)
+        hint = "" if args.verbose else " (run with -v for the traceback)"
+        _print(f"digestbot: error: {describe_error(exc)}{hint}", file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -223,6 +223,9 @@ class Settings(Strict):
     # Where this configuration came from; relative paths resolve against its folder.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
     origin: str = Field(default="embedded default", exclude=True)
+    # Every secret value this configuration resolved (tokens, signing secrets, URL passwords):
+    # masked in logs and output (bot.text.redact).
+    secrets: list[str] = Field(default_factory=list, exclude=True, repr=False)
 
     @field_validator("timezone")
     @classmethod
@@ -361,10 +364,38 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, text: str | Non
         raise ConfigError(problems + _problems(exc)) from None
     settings.base_dir = base_dir
     settings.origin = origin
+    settings.secrets = secret_values(data)
     problems.extend(_validate_adapters(settings))
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def secret_values(data: Any) -> list[str]:
+    """The secrets in interpolated config data: values of secret keys, and passwords in URLs
+    (including ``DATABASE_URL``, which the database section may defer to)."""
+    from bot.text.redact import url_password
+
+    found: list[str] = []
+
+    def walk(value: Any, key: str | None) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, str(k))
+        elif isinstance(value, list):
+            for v in value:
+                walk(v, None)
+        elif isinstance(value, str) and value:
+            if key in SECRET_KEYS:
+                found.append(value)
+            elif "@" in value and "://" in value:
+                password = url_password(value)
+                if password:
+                    found.append(password)
+
+    walk(data, None)
+    walk(os.environ.get("DATABASE_URL", ""), None)
+    return sorted(set(found))
 
 
 def embedded_default() -> dict[str, Any]:

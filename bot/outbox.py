@@ -391,6 +391,9 @@ async def send_now(app: App, *, composer: Composer | None = None, recorder: Reco
     active = await subs.list_active(app.store)
     messages = 0
     n_subs = 0
+    async with app.store.connect() as conn:
+        # Rows after this one are the ones queued now: their dead letters are this command's.
+        before = int((await conn.execute(select(func.max(t_out.c.id)))).scalar() or 0)
     for s in active:
         if s.adapter not in configured:
             log.warning("subscription %s:%s skipped: adapter %s is not configured", s.adapter, s.chat_id,
@@ -415,11 +418,16 @@ async def send_now(app: App, *, composer: Composer | None = None, recorder: Reco
     worker = DeliveryWorker(app, started)
     if started:
         await _drain_as_leader(app, worker, started, give_up_after)
+    # Counted in the store (messages queued since this command began that ended as dead letters):
+    # when a running service delivered them, our own worker saw nothing.
+    async with app.store.connect() as conn:
+        dead = int((await conn.execute(select(func.count()).select_from(t_out).where(
+            t_out.c.id > before, t_out.c.status == DEAD))).scalar_one())
     return {
         "subscriptions": n_subs,
         "messages": messages,
         "sent": worker.counts["sent"],
-        "dead": worker.counts["dead"],
+        "dead": max(dead, worker.counts["dead"]),
         "pending": await pending_count(app.store),
     }
 

@@ -199,3 +199,18 @@ async def test_send_errors_are_classified(fake_slack: FakeSlack, http_app: tuple
     with pytest.raises(SendError) as e:
         await adapter.send("C1", {"text": "x", "blocks": [{"type": "nonsense"}]})
     assert e.value.kind == "markup"
+
+
+@pytest.mark.parametrize("stamp", ["abc", "", "1e9"])
+async def test_malformed_timestamp_is_401_not_500(fake_slack: FakeSlack, http_app: tuple[Any, str],
+                                                  stamp: str) -> None:
+    import httpx
+
+    app, url = http_app
+    req = fake_slack.slash_command("/digest", "subscribe")
+    headers = req.headers(fake_slack.signing_secret)
+    headers["X-Slack-Request-Timestamp"] = stamp
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.post(url, content=req.body, headers=headers)
+    assert r.status_code == 401
+    assert await subs.get(app.store, "slack", "C100") is None

@@ -228,3 +228,19 @@ def test_strings_match_across_locales() -> None:
     # Telegram's menu needs 1-256 characters per description.
     for name in commands.COMMAND_NAMES:
         assert 3 <= len(zh[f"commands.desc.{name}"]) <= 256 and 3 <= len(en[f"commands.desc.{name}"]) <= 256
+
+
+async def test_settings_time_answers_clearly_when_too_many_or_none(app: Any) -> None:
+    await commands.handle(app, inc("subscribe"))
+    r = await commands.handle(app, inc("settings", "time 01:00,02:00,03:00,04:00,05:00,06:00,07:00"))
+    assert r.text == "At most 6 digest times a day (you gave 7). Use HH:MM, e.g. 08:00,20:00."
+    r = await commands.handle(app, inc("settings", "time ,,"))
+    assert r.text == "Give at least one time of day as HH:MM, e.g. 08:00,20:00."
+    r = await commands.handle(app, inc("settings", "time 25:00"))
+    assert r.text.startswith("Not a time of day: “25:00”")
+    await commands.handle(app, inc("subscribe", language_code="zh-hans", chat_id="c2"))
+    zh = await commands.handle(app, inc("settings", "time 1:00,2:00,3:00,4:00,5:00,6:00,7:00",
+                                        language_code="zh-hans", chat_id="c2"))
+    assert zh.text == "每天最多 6 个推送时间（你给了 7 个），请用 HH:MM，例如 08:00,20:00。"
+    sub = await subs.get(app.store, "console", "c1")
+    assert sub is not None and sub.times == ["08:00"]  # unchanged

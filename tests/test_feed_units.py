@@ -334,3 +334,19 @@ def test_feed_served_as_text_html_is_still_a_feed() -> None:
     rss = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item><title>x</title>'
     doc = parse_feed(rss + b"<guid>1</guid></item></channel></rss>", "text/html; charset=utf-8")
     assert doc.kind == "rss20" and doc.entries[0].title == "x"
+
+
+def test_a_date_before_year_one_in_utc_falls_back() -> None:
+    """0001-01-01T00:00:00+01:00 is in year 0 in UTC: not an OverflowError, the fallback."""
+    fallback = datetime(2025, 1, 1, tzinfo=UTC)
+    assert parse_date("0001-01-01T00:00:00+01:00", fallback, SHANGHAI) == fallback
+    assert parse_date("0001-01-01T00:00:00+01:00", None, SHANGHAI) is None
+    assert parse_date("0001-01-01T00:00:00", None, SHANGHAI) is None  # naive, read at +08:00
+
+    from bot.sources.feed_parse import FeedDoc, FeedEntry
+
+    src = FeedSource(FeedSourceConfig(type="feed", name="t", url="https://e.example.com/f"), Settings())
+    now = datetime(2025, 3, 12, tzinfo=UTC)
+    art = src._article(FeedEntry(0, title="a", content="x", published="0001-01-01T00:00:00+01:00"),
+                       FeedDoc("rss20"), "https://e.example.com/f", "o", now)
+    assert art.published_at == now and "unparseable date" in art.warnings[0]

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.model import Article
+
+# A date this far ahead of the pass is the source's mistake; it would pin the article to the top.
+FUTURE_SLACK = timedelta(days=1)
+
+
+def future_date(published: datetime, now: datetime) -> str | None:
+    """The one rule for dates ahead of time (feeds and folders): a warning, or None if it is fine.
+
+    The caller replaces such a date with its own stand-in (the fetch time, the file's time).
+    """
+    if published > now + FUTURE_SLACK:
+        return f"date {published.isoformat()} is in the future"
+    return None
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
@@ -25,10 +25,11 @@ import httpx
 from bot.config import FeedSourceConfig, Settings
 from bot.model import Article
 from bot.net import AddressRefused, GuardedTransport, ResolveError, check_url
-from bot.sources.base import Rejection, SourceResult, SourceState
+from bot.sources.base import Rejection, SourceResult, SourceState, future_date
 from bot.sources.feed_parse import FeedDoc, FeedEntry, FeedError, parse_date, parse_feed
 from bot.text.clean import detect_lang, nfkc
 from bot.text.html import html_to_text, one_line, plain_text
+from bot.text.redact import mask_userinfo, strip_userinfo
 from bot.text.urls import canonical_url
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,6 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 TITLE_FROM_TEXT_CHARS = 80
 SUMMARY_FALLBACK_CHARS = 120
 OUTLET_MAX = 200
-# A date this far ahead of the fetch is a feed's mistake; it would pin the entry to the top.
-FUTURE_SLACK = timedelta(days=1)
 _WS_RE = re.compile(r"\s+")
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
@@ -73,7 +72,8 @@ class FeedSource:
         self.config = config
         self.settings = settings
         self.name = config.name
-        self.url = str(config.url)
+        self.url = str(config.url)  # may carry user:password@ (sent as basic auth): never shown
+        self.shown_url = mask_userinfo(self.url)
         self.tz = ZoneInfo(settings.source_timezone(config))
         self._client = client
 
@@ -97,7 +97,7 @@ class FeedSource:
         except httpx.InvalidURL as exc:
             return self._fail(result, f"invalid URL: {exc}")
         except Exception as exc:  # a boundary: report, never take the pass down
-            log.exception("feed %s: unexpected error fetching %s", self.name, self.url)
+            log.exception("feed %s: unexpected error fetching %s", self.name, self.shown_url)
             return self._fail(result, f"unexpected error: {type(exc).__name__}: {exc}")
 
         if fetched.status == 304:
@@ -105,7 +105,8 @@ class FeedSource:
             return result
         try:
             # feedparser is synchronous and a big feed takes a while: keep the event loop free.
-            doc = await asyncio.to_thread(parse_feed, fetched.body, fetched.content_type, fetched.url)
+            doc = await asyncio.to_thread(parse_feed, fetched.body, fetched.content_type,
+                                        strip_userinfo(fetched.url))
         except FeedError as exc:
             return self._fail(result, str(exc))
         except Exception as exc:
@@ -118,9 +119,9 @@ class FeedSource:
         return result
 
     def _fail(self, result: SourceResult, reason: str) -> SourceResult:
-        log.warning("feed %s (%s): %s", self.name, self.url, reason)
+        log.warning("feed %s (%s): %s", self.name, self.shown_url, reason)
         result.error = reason
-        result.rejections.append(Rejection(where=self.url, reason=reason))
+        result.rejections.append(Rejection(where=self.shown_url, reason=reason))
         # The validators stay those of the last good fetch, so the next pass asks conditionally again.
         return result
 
@@ -180,11 +181,15 @@ class FeedSource:
 
     # --- entries -> articles --------------------------------------------------------------------
 
-    def _collect(self, doc: FeedDoc, feed_url: str, now: datetime, result: SourceResult) -> None:
+    def _collect(self, doc: FeedDoc, fetched_url: str, now: datetime, result: SourceResult) -> None:
+        # Relative links resolve against the feed's URL: without its credentials, which would
+        # otherwise end up in articles' links; reports name the feed with the password masked.
+        feed_url = strip_userinfo(fetched_url)
+        shown = mask_userinfo(fetched_url)
         outlet = nfkc(self.config.outlet or one_line(html_to_text(doc.title)[0]) or _hostname(feed_url)
                       or self.name).strip()[:OUTLET_MAX]
         for entry in doc.entries:
-            where = entry.link or f"{feed_url}#entry-{entry.index + 1}"
+            where = entry.link or f"{shown}#entry-{entry.index + 1}"
             if entry.problem:
                 result.rejections.append(Rejection(where=where, reason=entry.problem))
                 continue
@@ -194,7 +199,7 @@ class FeedSource:
                 result.rejections.append(Rejection(where=where, reason=str(exc)))
                 continue
             except Exception as exc:  # one odd entry must not cost the others
-                log.exception("feed %s: entry %d of %s", self.name, entry.index + 1, feed_url)
+                log.exception("feed %s: entry %d of %s", self.name, entry.index + 1, shown)
                 result.rejections.append(Rejection(where=where, reason=f"{type(exc).__name__}: {exc}"))
                 continue
             for w in article.warnings:
@@ -226,8 +231,8 @@ class FeedSource:
             warnings.append(f"unparseable date {e.published[:60]!r}; used the fetch time" if e.published
                             else "entry has no date; used the fetch time")
             published = now
-        elif published > now + FUTURE_SLACK:
-            warnings.append(f"date {published.isoformat()} is in the future; used the fetch time")
+        elif ahead := future_date(published, now):
+            warnings.append(f"{ahead}; used the fetch time")
             published = now
 
         digest = content_hash(title, body)

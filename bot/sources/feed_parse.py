@@ -238,9 +238,12 @@ def parse_date(raw: str | None, fallback_utc: datetime | None, tz: tzinfo) -> da
         if when is not None and when.tzinfo is None:
             # RFC 822 "-0000" also comes back naive: it means "zone unknown", so the source zone fits.
             when = when.replace(tzinfo=tz)
-    if when is None:
-        when = fallback_utc
-    return when.astimezone(UTC) if when is not None else None
+    if when is not None:
+        try:
+            return when.astimezone(UTC)
+        except (OverflowError, ValueError):  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+            pass
+    return fallback_utc.astimezone(UTC) if fallback_utc is not None else None
 
 
 def _is_china_zone(tz: tzinfo) -> bool:

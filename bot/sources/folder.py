@@ -9,12 +9,12 @@ process pool for large passes.
 from __future__ import annotations
 
 import asyncio
-import glob
 import hashlib
 import logging
 import os
 import re
 import stat
+import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -23,21 +23,31 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import yaml
 
 from bot.model import Article
-from bot.sources.base import FileState, Rejection, SourceResult, SourceState
+from bot.sources import front_matter
+from bot.sources.base import FileState, Rejection, SourceResult, SourceState, future_date
+from bot.sources.tree import LEAVES, is_inside, list_files
 from bot.text.clean import clean_markdown, closing_link, detect_lang, nfkc, strip_closing_link
+from bot.text.safe import brief, describe_error
 from bot.text.urls import canonical_url
 
 if TYPE_CHECKING:
     from bot.config import FolderSourceConfig, Settings
 
 log = logging.getLogger(__name__)
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+def _open_no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | _O_NOFOLLOW | _O_NONBLOCK)
+
 
 # Passes that read at least this many files use a process pool (start-up costs ~0.3 s).
 POOL_THRESHOLD = 2000
@@ -71,6 +81,7 @@ class ParseParams:
     outlet: str | None
     now: float
     precompute: bool = False  # also derive story features and index tokens (bot.derive)
+    real_root: str = ""  # the folder's real path (default: resolved from ``root``)
 
 
 @dataclass(slots=True)
@@ -90,27 +101,82 @@ class Parsed:
 
 
 def decode(data: bytes) -> tuple[str, str | None]:
-    """Bytes -> text and a note on the encoding when it was not plain UTF-8."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        try:
-            return data.decode("utf-8-sig"), "UTF-8 byte order mark removed"
-        except UnicodeDecodeError:
-            pass
-    else:
-        try:
-            return data.decode("utf-8"), None
-        except UnicodeDecodeError:
-            pass
+    """Bytes -> text and a note saying which encoding was used when it was not plain UTF-8.
+
+    UTF-8 first (a byte order mark removed); then UTF-8 with the bad bytes replaced (U+FFFD)
+    when nearly all of it is UTF-8 (one bad byte must not turn a whole file into mojibake);
+    then GB18030 (GBK's superset, what Chinese crawlers write); only then charset-normalizer's
+    guess. When that fails for the file as a whole, the front matter and the body are decoded
+    each on its own, so a UTF-8 title over a GBK body keeps its title.
+    """
+    bom = data.startswith(b"\xef\xbb\xbf")
+    raw = data[3:] if bom else data
     try:
-        return data.decode("gb18030"), "decoded as GB18030 (not UTF-8)"
+        return raw.decode("utf-8"), "UTF-8 byte order mark removed" if bom else None
+    except UnicodeDecodeError:
+        pass
+    try:
+        whole: tuple[str, str] | None = _decode_part(raw)
+    except Reject:
+        whole = None
+    cut = _front_matter_end(raw) if whole is None or not whole[1].startswith("UTF-8") else None
+    if cut is not None:
+        try:
+            head, tail = _decode_part(raw[:cut]), _decode_part(raw[cut:])
+        except Reject:
+            pass
+        else:
+            if whole is None or head[1] != tail[1]:
+                return head[0] + tail[0], f"front matter decoded as {head[1]}, body as {tail[1]}"
+    if whole is None:
+        raise Reject("cannot decode the file as UTF-8, GB18030 or any known text encoding")
+    return whole[0], f"decoded as {whole[1]}"
+
+
+# UTF-8 with replacement characters: at least 99 % of the non-ASCII sequences are valid UTF-8,
+# or only a handful of bytes are bad and most of the rest is valid.
+_UTF8_SHARE, _UTF8_HANDFUL, _UTF8_HANDFUL_SHARE = 0.99, 4, 0.8
+_FM_LINE_B = re.compile(rb"^-{3,}[ \t]*\r?$", re.M)
+# What news is written in besides UTF-8 and GB18030; charset-normalizer picks among these only
+# (left to itself it found cp1125, a DOS code page, in a UTF-8 file with one bad byte).
+_OTHER_ENCODINGS = ("big5", "shift_jis", "euc_jp", "euc_kr", "cp1252", "cp1250", "cp1251", "koi8_r",
+                    "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258", "cp874", "iso8859_15")
+
+
+def _decode_part(data: bytes) -> tuple[str, str]:
+    """One part's text and a label for the encoding used (``UTF-8``, ``GB18030 (not UTF-8)``…)."""
+    try:
+        return data.decode("utf-8"), "UTF-8"
+    except UnicodeDecodeError:
+        pass
+    text = data.decode("utf-8", "replace")
+    bad = text.count("\ufffd") - data.count("\ufffd".encode())  # the ones decoding put there
+    valid = len(text) - len(text.encode("ascii", "ignore")) - bad  # non-ASCII characters read
+    share = valid / (valid + bad)
+    if share >= _UTF8_SHARE or (bad <= _UTF8_HANDFUL and share >= _UTF8_HANDFUL_SHARE):
+        what = "an invalid byte sequence" if bad == 1 else f"{bad} invalid byte sequences"
+        return text, f"UTF-8 with {what} replaced (U+FFFD)"
+    try:
+        return data.decode("gb18030"), "GB18030 (not UTF-8)"
     except UnicodeDecodeError:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
+    best = from_bytes(data, cp_isolation=list(_OTHER_ENCODINGS)).best()
     if best is None:
         raise Reject("cannot decode the file as UTF-8, GB18030 or any known text encoding")
-    return str(best), f"decoded as {best.encoding} (not UTF-8)"
+    return str(best), f"{best.encoding} (not UTF-8 or GB18030)"
+
+
+def _front_matter_end(data: bytes) -> int | None:
+    """Where the front matter's closing '---' line ends, found in the bytes (ASCII '-' and newline
+    bytes never occur inside a GBK or GB18030 character), or None."""
+    start = len(data) - len(data.lstrip(b" \t\r\n"))
+    first = _FM_LINE_B.match(data, start)
+    if first is None:
+        return None
+    second = _FM_LINE_B.search(data, first.end())
+    return second.end() if second is not None else None
 
 
 # Control bytes that text files do not contain (tab, newlines, form feed and ESC are fine).
@@ -197,25 +263,42 @@ def simple_yaml(fm: str) -> dict[str, Any] | None:
 
 def split_front_matter(text: str) -> tuple[Any, str]:
     """``(metadata, body)``; raises Reject naming the line of a YAML error."""
-    from frontmatter.default_handlers import YAMLHandler
+    meta, body, _ = read_front_matter(text)
+    return meta, body
 
+
+def read_front_matter(text: str) -> tuple[dict[str, Any], str, list[str]]:
+    """``(metadata, body, warnings)``; raises Reject naming the line of a YAML error.
+
+    Bounded: the block is capped at ``front_matter.MAX_CHARS`` and YAML aliases are refused,
+    so no value can expand. A flat block YAML refuses (an unquoted ': ' in a title) is read
+    line by line, with a warning.
+    """
     stripped = text.lstrip("\ufeff \t\r\n")
     offset = text[: len(text) - len(stripped)].count("\n")  # blank lines before the opening ---
-    handler = YAMLHandler(fm_boundary=_FM_BOUNDARY)
-    if not handler.detect(stripped):
+    if not _FM_BOUNDARY.match(stripped):
         raise Reject("no front matter: the file must start with a '---' line and a YAML block")
     parts = _FM_BOUNDARY.split(stripped, 2)
     if len(parts) < 3:
         raise Reject("front matter is not closed: no second '---' line")
     _, fm, body = parts
+    if len(fm) > front_matter.MAX_CHARS:
+        raise Reject(f"front matter is {len(fm)} characters, over {front_matter.MAX_CHARS}")
     simple = simple_yaml(fm)
     if simple is not None:
-        return simple, body
+        return simple, body, []
     try:
-        meta = handler.load(fm)
+        meta = front_matter.load_yaml(fm, line_offset=offset)
+    except front_matter.Refused as exc:
+        raise Reject(str(exc)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        flat = front_matter.flat_block(fm)
+        if flat is not None:
+            why = ("unquoted ':' in a value" if "mapping values are not allowed" in problem
+                   else f"not valid YAML: {problem}")
+            return flat, body, [f"front matter read line by line: {why}"]
         if mark is not None:
             # ``fm`` starts with the rest of the opening '---' line: its line 0 is file line 1.
             line = mark.line + 1 + offset
@@ -224,32 +307,35 @@ def split_front_matter(text: str) -> tuple[Any, str]:
             raise Reject(f"invalid YAML in front matter at line {line}: {problem}{where}") from None
         raise Reject(f"invalid YAML in front matter: {problem}") from None
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
-        raise Reject(f"invalid YAML in front matter: {exc}") from None
+        raise Reject(f"invalid YAML in front matter: {brief(str(exc), 200)}") from None
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):
         raise Reject(f"front matter is not a mapping of keys (it is a {type(meta).__name__})")
-    return meta, body
+    return meta, body, []
 
 
-def _text(value: Any) -> str | None:
-    """A scalar front-matter value as text (None for missing/empty, lists, mappings)."""
-    if value is None or isinstance(value, dict | list):
-        return None
+def _text(value: Any, *, strings_only: bool = False) -> str | None:
+    """A scalar front-matter value as text: a string, or a number or date written bare (unless
+    ``strings_only``); None for anything else (missing, lists, mappings, pairs, sets)."""
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        if strings_only or isinstance(value, bool) or not isinstance(value, int | float | date):
+            return None
+        value = value.isoformat() if isinstance(value, date) else str(value)
     # Kept as written (no NFKC): titles and outlet names are shown to readers; matching normalises.
-    s = _WS_RE.sub(" ", str(value)).strip()
+    s = _WS_RE.sub(" ", value).strip()
     return s or None
 
 
-def _text_list(value: Any) -> list[str]:
+def _text_list(value: Any, *, strings_only: bool = False) -> list[str]:
     if value is None:
         return []
     items = value if isinstance(value, list) else [value]
     out: list[str] = []
     for v in items:
-        s = _text(v)
+        s = _text(v, strings_only=strings_only)
         if s and s not in out:
             out.append(s)
     return out
@@ -332,10 +418,11 @@ def content_hash(title: str, body: str) -> str:
 
 
 def build_article(meta: dict[str, Any], markdown: str, *, rel: str, source: str, tz: ZoneInfo,
-                  mtime: float, outlet_override: str | None = None) -> tuple[Article, list[str]]:
+                  mtime: float, outlet_override: str | None = None,
+                  now: float | None = None) -> tuple[Article, list[str]]:
     """Front matter + Markdown body -> Article and warnings; raises Reject."""
     warnings: list[str] = []
-    meta = {str(k): v for k, v in meta.items()}
+    meta = {k if isinstance(k, str) else brief(k, 100): v for k, v in meta.items()}
 
     closing = closing_link(markdown)
     body_md = strip_closing_link(markdown) if closing else markdown
@@ -360,10 +447,16 @@ def build_article(meta: dict[str, Any], markdown: str, *, rel: str, source: str,
     else:
         published = parse_date(meta[date_key], tz)
         if published is None:
-            shown = str(meta[date_key])[:60]
-            warnings.append(f"unparseable {date_key} {shown!r}; used the file's modification time")
+            warnings.append(f"unparseable {date_key} {brief(meta[date_key], 60)}; "
+                            "used the file's modification time")
+    pass_time = datetime.fromtimestamp(time.time() if now is None else now, UTC)
+    if published is not None:
+        ahead = future_date(published, pass_time)
+        if ahead:
+            warnings.append(f"{ahead}; used the file's modification time")
+            published = None
     if published is None:
-        published = datetime.fromtimestamp(mtime, UTC)
+        published = min(datetime.fromtimestamp(mtime, UTC), pass_time)
 
     url: str | None = None
     for key in ("url", "link", "permalink"):
@@ -376,8 +469,10 @@ def build_article(meta: dict[str, Any], markdown: str, *, rel: str, source: str,
     if url is None and closing:
         url = closing[1]
 
-    categories = _text_list(meta.get("categories"))
-    outlet = (outlet_override or _text(meta.get("outlet")) or _text(meta.get("source"))
+    # Only plain strings name an outlet (not a number, a pair from !!omap, a set).
+    categories = _text_list(meta.get("categories"), strings_only=True)
+    outlet = (outlet_override or _text(meta.get("outlet"), strings_only=True)
+              or _text(meta.get("source"), strings_only=True)
               or (categories[0] if categories else None) or (closing[0] if closing else None)
               or _hostname(url) or source)
     outlet = outlet.strip()[:OUTLET_MAX]
@@ -427,10 +522,18 @@ def _parse_stat(params: ParseParams, rel: str, full: str, st: os.stat_result,
 
     if st.st_size > params.max_file_bytes:
         return reject(f"file is {st.st_size} bytes, over max_file_bytes ({params.max_file_bytes})")
+    # The listing checked the real path; a link swapped in since must not lead out either.
+    real = os.path.realpath(full)
+    if not is_inside(real, params.real_root or os.path.realpath(params.root)):
+        return Parsed(rel, reason=f"{LEAVES} (to {real})", retry=True)
     try:
-        with open(full, "rb") as fh:
+        # No following a last-moment symlink, no blocking on a FIFO put in the file's place.
+        with open(real, "rb", opener=_open_no_follow) as fh:
+            opened = os.fstat(fh.fileno())
+            if not stat.S_ISREG(opened.st_mode) or (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+                return Parsed(rel, reason="file changed while it was read; will retry next pass", retry=True)
             data = fh.read(params.max_file_bytes + 1)
-        after = os.stat(full)
+            after = os.fstat(fh.fileno())
     except OSError as exc:
         return Parsed(rel, reason=f"cannot read: {exc.strerror or exc}", retry=True)
     if len(data) != st.st_size or after.st_size != st.st_size or after.st_mtime_ns != st.st_mtime_ns:
@@ -448,15 +551,16 @@ def _parse_stat(params: ParseParams, rel: str, full: str, st: os.stat_result,
         text, note = decode(data)
         if note:
             warnings.append(note)
-        meta, markdown = split_front_matter(text)
+        meta, markdown, notes = read_front_matter(text)
+        warnings.extend(notes)
         article, more = build_article(meta, markdown, rel=rel, source=params.source,
                                       tz=ZoneInfo(params.timezone), mtime=st.st_mtime,
-                                      outlet_override=params.outlet)
+                                      outlet_override=params.outlet, now=params.now)
     except Reject as exc:
         return reject(str(exc), sha)
     except Exception as exc:  # a parser bug must not stop the pass; the file is reported
         log.exception("unexpected error parsing %s", full)
-        return reject(f"could not parse: {type(exc).__name__}: {exc}", sha)
+        return reject(f"could not parse: {describe_error(exc)}", sha)
     article.warnings = warnings + more
     if params.precompute:
         from bot.derive import precompute
@@ -467,6 +571,44 @@ def _parse_stat(params: ParseParams, rel: str, full: str, st: os.stat_result,
 
 def parse_chunk(params: ParseParams, jobs: list[tuple[str, FileState | None]]) -> list[Parsed]:
     return [parse_file(params, rel, known) for rel, known in jobs]
+
+
+# ---------------------------------------------------------------- parse workers
+
+_PR_SET_PDEATHSIG = 1
+WATCHDOG_SECONDS = 0.5
+
+
+def worker_init(parent_pid: int) -> None:
+    """A parse worker's first act: die with the process that started it.
+
+    A killed ``ingest`` (SIGKILL included) must not leave workers behind. On Linux the kernel
+    sends SIGKILL when the parent goes (PR_SET_PDEATHSIG); everywhere a watchdog thread exits
+    the worker once its parent changes (it was re-parented: the parent is gone).
+    """
+    import signal
+    import threading
+
+    # Ctrl-C reaches the whole process group: the parent decides what happens, not the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the line above
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCHDOG_SECONDS)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
 # ---------------------------------------------------------------- the source
@@ -507,26 +649,18 @@ class FolderSource:
         return out
 
     def _scan(self, state: SourceState
-              ) -> tuple[dict[str, os.stat_result], list[tuple[str, FileState | None]]]:
-        """All matching regular files (path -> stat) and those that need reading."""
-        root = str(self.root)
-        present: dict[str, os.stat_result] = {}
+              ) -> tuple[dict[str, os.stat_result], list[tuple[str, FileState | None]], dict[str, str], str]:
+        """The matching regular files inside the folder by real path (path -> stat), those that
+        need reading, what was left out for a reason (symlinks out or in loops), the real root."""
+        listing = list_files(str(self.root), self.config.pattern)
         todo: list[tuple[str, FileState | None]] = []
-        for rel in sorted(glob.glob(self.config.pattern, root_dir=root, recursive=True)):
-            try:
-                st = os.stat(os.path.join(root, rel))
-            except OSError:
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            rel = Path(rel).as_posix()
-            present[rel] = st
+        for rel, st in listing.files.items():
             known = state.files.get(rel)
             # A rejected file is read again each pass: the settings (max_file_bytes) may have changed.
             if (known is None or known.error or known.mtime_ns != st.st_mtime_ns
                     or known.size != st.st_size):
                 todo.append((rel, known))
-        return present, todo
+        return listing.files, todo, listing.refused, listing.real_root
 
     async def batches(self, state: SourceState, batch_size: int = 500,
                       progress: Callable[[int, int], None] | None = None) -> AsyncIterator[SourceResult]:
@@ -541,7 +675,7 @@ class FolderSource:
             yield SourceResult(error=f"folder {self.root} {what}", state=state)
             return
         try:
-            present, todo = await asyncio.to_thread(self._scan, state)
+            present, todo, refused, real_root = await asyncio.to_thread(self._scan, state)
         except OSError as exc:
             yield SourceResult(error=f"cannot list {self.root}: {exc}", state=state)
             return
@@ -549,6 +683,10 @@ class FolderSource:
         # one has a placeholder until it is read). The keys tell ingest which files still exist.
         files: dict[str, FileState] = {}
         first = SourceResult(state=SourceState(files=files))
+        for rel, reason in refused.items():
+            # Remembered with its reason (so later passes report it quietly), never read.
+            files[rel] = first.file_states[rel] = FileState(0, 0, "", error=reason)
+            first.rejections.append(Rejection(self._where(rel), reason))
         for rel, st in present.items():
             known = state.files.get(rel)
             files[rel] = known or FileState(st.st_mtime_ns, st.st_size, "")
@@ -559,6 +697,7 @@ class FolderSource:
             root=str(self.root), source=self.name, timezone=self.timezone,
             max_file_bytes=self.config.max_file_bytes, settle_seconds=self.config.settle_seconds,
             outlet=self.config.outlet, now=time.time(), precompute=self.precompute,
+            real_root=real_root,
         )
         chunks = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
         if not chunks:
@@ -619,9 +758,11 @@ class FolderSource:
             return None  # the default thread pool: no start-up cost
         import multiprocessing
 
-        # forkserver: no fork of a process that runs threads (the store's driver thread).
-        ctx = multiprocessing.get_context("forkserver")
-        return ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=ctx)
+        # spawn: no fork of a process that runs threads (the store's driver thread), and the
+        # workers are this process's own children, so they can watch it and die with it.
+        ctx = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=ctx,
+                                   initializer=worker_init, initargs=(os.getpid(),))
 
     def _assemble(self, parsed: list[Parsed], files: dict[str, FileState]) -> SourceResult:
         part = SourceResult()

@@ -71,9 +71,10 @@ def parse_times(value: str | Iterable[str]) -> list[str]:
             raise InvalidSetting("time", f"not a time of day: {p!r} (use HH:MM, e.g. 08:00,20:00)", p)
         out.add(f"{int(m.group(1)):02d}:{m.group(2)}")
     if not out:
-        raise InvalidSetting("time", "give at least one time of day, e.g. 08:00")
+        raise InvalidSetting("time_none", "give at least one time of day, e.g. 08:00")
     if len(out) > MAX_TIMES:
-        raise InvalidSetting("time", f"at most {MAX_TIMES} digest times a day")
+        raise InvalidSetting("time_count", f"at most {MAX_TIMES} digest times a day (got {len(out)})",
+                             str(len(out)))
     return sorted(out)
 
 

@@ -211,6 +211,11 @@ class SlackAdapter:
         assert bolt is not None
 
         async def events(request: web.Request) -> web.Response:
+            # Bolt reads the timestamp with int() and answers a malformed one with a 500; a request
+            # that cannot be verified is unauthorised.
+            stamp = request.headers.get("X-Slack-Request-Timestamp")
+            if stamp is not None and not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+                return web.Response(status=401, text="invalid request")
             return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
 
         webapp = web.Application(client_max_size=1_000_000)
