@@ -290,27 +290,21 @@ class Engine:
         if it is None:
             return
         if _bulk is None:
-            for key in it.bands:
-                _discard(self._lsh.get(key), it.id)
+            for band in it.bands:
+                _discard(self._lsh.get(band), it.id)
             for t in it.top:
                 _discard(self._term_index.get(t), it.id)
             for g in it.grams:
                 _discard(self._outlet_grams.get((it.outlet, g)), it.id)
         else:
-            _bulk.update(("lsh", key) for key in it.bands)
+            _bulk.update(("lsh", band) for band in it.bands)
             _bulk.update(("term", t) for t in it.top)
             _bulk.update(("gram", (it.outlet, g)) for g in it.grams)
-        for key in _title_index_keys(it.title_key):
-            _discard(self._titles.get(key), it.id)
+        for tkey in _title_index_keys(it.title_key):
+            _discard(self._titles.get(tkey), it.id)
         for k in {k for k, _ in it.lines}:
-            for index, key in ((self._line_roots, k), (self._outlet_line_roots, (it.outlet, k))):
-                roots = index.get(key)  # type: ignore[call-overload]
-                if roots and it.root in roots:
-                    roots[it.root] -= 1
-                    if roots[it.root] <= 0:
-                        del roots[it.root]
-                    if not roots:
-                        del index[key]  # type: ignore[call-overload]
+            _uncount_root(self._line_roots, k, it.root)
+            _uncount_root(self._outlet_line_roots, (it.outlet, k), it.root)
         _discard(self._root_members.get(it.root), it.id)
         if it.root == it.id:
             k = bisect.bisect_left(self._root_ts, it.ts)
@@ -470,7 +464,7 @@ class Engine:
 
     def _tf(self, it: _Item, names: bool) -> Counter[str]:
         boiler = self._boiler_for_outlet(it)
-        tf: Counter[str] = Counter()
+        tf: Counter[str] = Counter()  # float counts: title words weigh more
         seen: set[int] = set()
         for (k, _), ts in zip(it.lines, it.line_names if names else it.line_terms, strict=True):
             if k in boiler or k in seen or k == it.title_line:  # the title repeated counts once, below
@@ -480,7 +474,7 @@ class Engine:
             if len(seen) <= self.p.lede_lines:
                 tf.update(ts)
         for t in self._title_terms(it)[1 if names else 0]:
-            tf[t] += self.p.title_weight
+            tf[t] += self.p.title_weight  # type: ignore[assignment]  # Counter of weights
         return tf
 
     def _count_terms(self, it: _Item) -> None:
@@ -659,11 +653,11 @@ class Engine:
 
     def _find_duplicate(self, it: _Item) -> int | None:
         cands: set[int] = set()
-        for key in it.bands:
-            cands.update(self._lsh.get(key, ()))
+        for band in it.bands:
+            cands.update(self._lsh.get(band, ()))
         if _specific(it.title_key):
-            for key in _title_index_keys(it.title_key):
-                cands.update(self._titles.get(key, ()))
+            for tkey in _title_index_keys(it.title_key):
+                cands.update(self._titles.get(tkey, ()))
         win = self.p.dup_window_hours * 3600.0
 
         live = sorted(c for c in cands if (o := self.items.get(c)) is not None and abs(o.ts - it.ts) <= win)
@@ -673,11 +667,11 @@ class Engine:
         # Equal titles first, then text overlap, then title overlap: pages sharing one site
         # frame all tie on text, and the copy is the one whose title matches. Signature
         # agreement for all candidates at once; title overlap only where it decides the cut.
-        hits = (np.stack([o.sig_arr for o in others]) == it.sig_arr).sum(axis=1).tolist()
+        hits = (np.stack([_arr(o.sig_arr) for o in others]) == it.sig_arr).sum(axis=1).tolist()
         n = len(it.sig)
         keys = [(o.title_key != it.title_key, -round(h / n, 2)) for o, h in zip(others, hits, strict=True)]
         k = self.p.max_candidates
-        pick = range(len(live))
+        pick: list[int] | range = range(len(live))
         if len(live) > k:
             cut = sorted(keys)[k - 1]
             pick = [i for i, key in enumerate(keys) if key <= cut]
@@ -1029,11 +1023,11 @@ class Engine:
     def _insert_page(self, it: _Item) -> None:
         """Duplicate-detection structures: LSH buckets, titles, which pages hold which lines."""
         self.items[it.id] = it
-        for key in it.bands:
-            self._lsh[key].append(it.id)
+        for band in it.bands:
+            self._lsh[band].append(it.id)
         if _specific(it.title_key):
-            for key in _title_index_keys(it.title_key):
-                self._titles[key].append(it.id)
+            for tkey in _title_index_keys(it.title_key):
+                self._titles[tkey].append(it.id)
         self._root_members[it.root].append(it.id)
         if it.root == it.id:
             bisect.insort(self._root_ts, it.ts)
@@ -1118,6 +1112,22 @@ def _dot(x: dict[str, float], y: dict[str, float]) -> float:
     if len(x) > len(y):
         x, y = y, x
     return sum(w * y.get(t, 0.0) for t, w in x.items())
+
+
+def _arr(a: np.ndarray | None) -> np.ndarray:
+    assert a is not None  # every item gets its signature array when it is made
+    return a
+
+
+def _uncount_root(index: dict[Any, dict[int, int]], key: Any, root: int) -> None:
+    """One page of group ``root`` no longer holds the line ``key``."""
+    roots = index.get(key)
+    if roots and root in roots:
+        roots[root] -= 1
+        if roots[root] <= 0:
+            del roots[root]
+        if not roots:
+            del index[key]
 
 
 def _discard(items: list[int] | None, value: int) -> None:

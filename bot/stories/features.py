@@ -220,11 +220,11 @@ def shingle_hashes(codes: np.ndarray, k: int = SHINGLE) -> np.ndarray:
         return np.empty(0, dtype=np.uint64)
     c = codes.astype(np.uint64)
     if n <= k:
-        h = np.uint64(0)
+        h1 = np.uint64(0)
         with np.errstate(over="ignore"):
             for x in c:
-                h = h * _P + x
-        return np.array([h], dtype=np.uint64)
+                h1 = h1 * _P + x
+        return np.array([h1], dtype=np.uint64)
     m = n - k + 1
     with np.errstate(over="ignore"):
         h = c[:m] * _POW[k - 1]

@@ -46,6 +46,7 @@ def params_from_settings(settings: Any) -> Params:
 
 
 def _doc(a: Article | Any) -> Doc:
+    assert a.id is not None  # stored articles only
     return Doc(id=int(a.id), title=a.title or "", body=a.body or "", published_at=a.published_at,
                outlet=a.outlet or "", lang=a.lang or "", features=getattr(a, "features", None),
                url=a.url or "")
@@ -211,7 +212,7 @@ class StoryService:
 
         await self._refresh_stories(conn, touched, now)
         await self._flush_df(conn)
-        self._last = {int(a.id): eng.items[a.id].story for a in arts}  # type: ignore[index]
+        self._last = {int(a.id or 0): eng.items[int(a.id or 0)].story for a in arts}
         # Memory stays bounded: what no future window reaches is dropped.
         newest = max(it.ts for it in eng.items.values()) if eng.items else None
         if newest is not None:
@@ -326,7 +327,7 @@ async def list_stories(store: Any, since: datetime | None = None) -> list[Story]
     for r in rows:
         arts = by_story.get(int(r["id"]), [])
         counts = Counter(a.outlet for a in arts)
-        first_at = {}
+        first_at: dict[str, datetime] = {}
         for a in arts:
             first_at.setdefault(a.outlet, a.published_at)
         outlets = sorted(counts, key=lambda o: (-counts[o], first_at[o], o))
