@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -117,6 +118,7 @@ class Assignment:
 class _Item:
     id: int
     outlet: str
+    source: str  # the outlet and the site its link points to (``_source``)
     title: str
     ts: float
     url: str
@@ -295,11 +297,11 @@ class Engine:
             for t in it.top:
                 _discard(self._term_index.get(t), it.id)
             for g in it.grams:
-                _discard(self._outlet_grams.get((it.outlet, g)), it.id)
+                _discard(self._outlet_grams.get((it.source, g)), it.id)
         else:
             _bulk.update(("lsh", band) for band in it.bands)
             _bulk.update(("term", t) for t in it.top)
-            _bulk.update(("gram", (it.outlet, g)) for g in it.grams)
+            _bulk.update(("gram", (it.source, g)) for g in it.grams)
         for tkey in _title_index_keys(it.title_key):
             _discard(self._titles.get(tkey), it.id)
         for k in {k for k, _ in it.lines}:
@@ -312,8 +314,8 @@ class Engine:
                 del self._root_ts[k]
         self._outlet_pages[it.outlet] -= 1
         if it.root == it.id and it.outlet and not it.roundup:
-            self._outlet_roots[it.outlet] -= 1
-            self._outlet_words[it.outlet].subtract({*it.title_terms, *it.title_names})
+            self._outlet_roots[it.source] -= 1
+            self._outlet_words[it.source].subtract({*it.title_terms, *it.title_names})
         st = self.stories.get(it.story)
         if st:
             _discard(st.members, it.id)
@@ -419,6 +421,7 @@ class Engine:
         return _Item(
             id=doc.id,
             outlet=doc.outlet or "",
+            source=_source(doc.outlet or "", doc.url or ""),
             title=doc.title,
             ts=doc.published_at.timestamp(),
             url=(doc.url or "").rstrip("/"),
@@ -445,7 +448,7 @@ class Engine:
         if it.tt is None:
             need = self.p.template_titles
             shared = {g for g in it.grams
-                      if sum(h != it.id for h in self._outlet_grams.get((it.outlet, g), ())) >= need}
+                      if sum(h != it.id for h in self._outlet_grams.get((it.source, g), ())) >= need}
             if shared and it.outlet:
                 title = F.blank_grams(it.title, shared, TEMPLATE_GRAM)
                 it.tt = (terms(title, it.lang), name_terms(title))
@@ -558,7 +561,7 @@ class Engine:
         frame, so between pages of one outlet only the rest is evidence."""
         if it.okeys is None:
             shared = {g for g in it.grams
-                      if any(h != it.id for h in self._outlet_grams.get((it.outlet, g), ()))}
+                      if any(h != it.id for h in self._outlet_grams.get((it.source, g), ()))}
             if not shared or not it.outlet:
                 it.okeys = self._keys(it)
             else:
@@ -822,7 +825,7 @@ class Engine:
         for score, sid in sorted(close, key=lambda x: (-x[0], x[1])):
             st = self.stories[sid]
             bar = self._evidence_bar(score)
-            own = all(self.items[a].outlet == it.outlet for a in st.reps)
+            own = all(self.items[a].source == it.source for a in st.reps)
             if own:
                 # One outlet's pages share its house vocabulary and pet topics: ask more of them.
                 bar += self.p.same_outlet_evidence
@@ -862,7 +865,7 @@ class Engine:
         term counts as rare as it would be if the story's own reports were one: an event's name
         is no less distinctive for having twenty reports."""
         core = self._core(st, it.ts, own)
-        house = {it.outlet} | {self.items[a].outlet for a in st.reps if a in self.items}
+        house = {it.source} | {self.items[a].source for a in st.reps if a in self.items}
         shared = sorted(t for t in keys if t in core and not any(self._house_word(o, t) for o in house))
         if len(shared) < need_terms:
             return -math.inf
@@ -938,7 +941,7 @@ class Engine:
             # Chinese and English reports share only names: rescaled when those names are distinctive.
             strong = _dot(self._name_vector(a), self._name_vector(b)) >= self.p.cross_lang_names
             s = min(1.0, s * (self.p.cross_lang_scale if strong else self.p.cross_lang_weak_scale))
-        if a.outlet and a.outlet == b.outlet:
+        if a.outlet and a.source == b.source:
             s *= self.p.same_outlet_scale
         if self.p.time_decay:
             days = max(0.0, abs(a.ts - b.ts) / 86400.0 - 1.0)
@@ -1046,10 +1049,10 @@ class Engine:
         """The outlet's title n-grams, whose repeats are its title template, and its title words."""
         if not it.outlet or it.roundup:
             return
-        self._outlet_roots[it.outlet] += 1
-        self._outlet_words[it.outlet].update({*it.title_terms, *it.title_names})
+        self._outlet_roots[it.source] += 1
+        self._outlet_words[it.source].update({*it.title_terms, *it.title_names})
         for g in it.grams:
-            holders = self._outlet_grams[(it.outlet, g)]
+            holders = self._outlet_grams[(it.source, g)]
             if len(holders) == self.p.template_titles:  # now a template for the earlier titles too
                 for h in holders:
                     other = self.items.get(h)
@@ -1112,6 +1115,23 @@ def _dot(x: dict[str, float], y: dict[str, float]) -> float:
     if len(x) > len(y):
         x, y = y, x
     return sum(w * y.get(t, 0.0) for t, w in x.items())
+
+
+_WECHAT_BIZ_RE = re.compile(r"[?&]__biz=([^&#]+)")
+
+
+def _source(outlet: str, url: str) -> str:
+    """Who wrote the page, for the rules about one writer's own pages (frames, title templates,
+    house vocabulary, an outlet's second page): the outlet and the site its link points to. An
+    aggregator relays many sites, and one WeChat feed many accounts; they are not one writer."""
+    if not url:
+        return outlet
+    host = urlsplit(url).hostname or ""
+    host = host[4:] if host.startswith("www.") else host
+    if host == "mp.weixin.qq.com":
+        m = _WECHAT_BIZ_RE.search(url)
+        host += "/" + (m.group(1) if m else "")
+    return f"{outlet}|{host}" if host else outlet
 
 
 def _arr(a: np.ndarray | None) -> np.ndarray:
