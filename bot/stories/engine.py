@@ -72,6 +72,8 @@ class Params:
     evidence: float = 4.0
     min_shared_terms: int = 2  # distinct key terms a join must share with the story ...
     shared_term_nats: float = 3.0  # ... each at least this unusual
+    topic_stories: int = 3  # other stories in the window leading with a term make it a topic (0: off)
+    topic_small_story: int = 2  # ... checked only for stories of at most this many members
     telling_prior: float = 0.003  # ... and no more common than this in general language
     short_terms: int = 8  # fewer words of its own than this beside the title: a short item
     min_shared_words: int = 2  # key terms shared in all (any kind): one shared word is a topic
@@ -88,6 +90,7 @@ class Params:
     cross_lang_names: float = 0.1  # ... by that much when their Latin-names cosine reaches this
     cross_lang_weak_scale: float = 2.0  # ... else by this
     same_outlet_scale: float = 0.7  # one outlet's pages share house style and pet topics: ask more
+    id_focus: int = 4  # identifiers of a kind a report names at most, for a conflict to count
     id_core_share: float = 0.0  # a story's identifiers: named by at least this share of its members
     id_conflict_scale: float = 0.5  # both name CVE ids and share none: most likely two events
     vector_terms: int = 80  # 0: keep every term; n: only the n heaviest (less peripheral noise)
@@ -570,6 +573,16 @@ class Engine:
                 it.okeys = self._keys(it) - ({*it.title_terms, *it.title_names} - kept)
         return it.okeys
 
+    def _topic(self, term: str, story: int, ts: float) -> bool:
+        """A term the window's other stories also lead with is this week's topic (a hot product,
+        a vendor in the news), not one event's name."""
+        if not self.p.topic_stories or len(self.stories[story].reps) > self.p.topic_small_story:
+            return False
+        win = self.p.window_seconds
+        others = {o.story for a in self._term_index.get(term, ())
+                  if (o := self.items.get(a)) is not None and o.story != story and abs(o.ts - ts) <= win}
+        return len(others) >= self.p.topic_stories
+
     def _story_titles(self, st: _StoryState, ts: float) -> set[str]:
         out: set[str] = set()
         for a in self._recent_reps(st, ts):
@@ -649,8 +662,11 @@ class Engine:
         theirs = {t for t, n in held.items() if n >= need}
         if not theirs or mine & theirs:
             return False
-        kinds = {_id_kind(t) for t in theirs}
-        return any(_id_kind(t) in kinds for t in mine)
+        # Only between focused reports: a bulletin listing dozens of CVEs names no one incident.
+        mine_kinds = Counter(_id_kind(t) for t in mine)
+        their_kinds = Counter(_id_kind(t) for t in theirs)
+        most = self.p.id_focus
+        return any(n <= most and 0 < their_kinds[k] <= most for k, n in mine_kinds.items())
 
     # ------------------------------------------------------------- duplicates
 
@@ -874,7 +890,8 @@ class Engine:
         titled = set(self._title_terms(it)[0]) & self._story_titles(st, it.ts)
         telling = {t for t, x in zip(shared, surprise.tolist(), strict=True)
                    if x >= self.p.shared_term_nats and not is_genre(t)
-                   and (t in titled or prior_share(t, it.lang) <= self.p.telling_prior)}
+                   and (t in titled or prior_share(t, it.lang) <= self.p.telling_prior)
+                   and not self._topic(t, st.id, it.ts)}
         # One shared word, however rare, is a topic (the company, the product) between reports in
         # one language; across languages the names are all that can be shared.
         across = any(self.items[a].zh != it.zh for a in st.reps if a in self.items)
