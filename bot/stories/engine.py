@@ -840,23 +840,28 @@ class Engine:
         # The closest story that shares evidence of this very event; topical closeness alone is not.
         for score, sid in sorted(close, key=lambda x: (-x[0], x[1])):
             st = self.stories[sid]
-            bar = self._evidence_bar(score)
             own = all(self.items[a].source == it.source for a in st.reps)
-            if own:
-                # One outlet's pages share its house vocabulary and pet topics: ask more of them.
-                bar += self.p.same_outlet_evidence
             keys = self._own_keys(it) if own else self._keys(it)
-            # Near the bar, one name in common is a topic (a vendor, a brand): an event also shares
-            # what happened. A report much closer than that may share just the name, unless one
-            # side is a title alone (its closeness is that of a few words).
-            short = self.p.short_terms > 0 and (
-                self._short(it) or all(self._short(self.items[a]) for a in st.reps if a in self.items))
-            close_enough = score >= self.p.similarity + self.p.one_name_margin and not short
-            need = 1 if close_enough else self.p.min_shared_terms
-            if (self._story_evidence(it, keys, st, own=own, need_terms=need) >= bar
-                    and not self._conflict(it, st)):
+            if self._same_event(it, keys, st, score, own=own, short=self._short(it)) \
+                    and not self._conflict(it, st):
                 return sid
         return None
+
+    def _same_event(self, it: _Item, keys: frozenset[str], st: _StoryState, score: float, *,
+                    own: bool, short: bool) -> bool:
+        """Whether an article (its ``keys``) close to story ``st`` by ``score`` reports that event."""
+        bar = self._evidence_bar(score)
+        if own:
+            # One outlet's pages share its house vocabulary and pet topics: ask more of them.
+            bar += self.p.same_outlet_evidence
+        # Near the bar, one name in common is a topic (a vendor, a brand): an event also shares
+        # what happened. A report much closer than that may share just the name, unless one
+        # side is a title alone (its closeness is that of a few words).
+        short = self.p.short_terms > 0 and (
+            short or all(self._short(self.items[a]) for a in st.reps if a in self.items))
+        close_enough = score >= self.p.similarity + self.p.one_name_margin and not short
+        need = 1 if close_enough else self.p.min_shared_terms
+        return self._story_evidence(it, keys, st, own=own, need_terms=need) >= bar
 
     def _evidence_bar(self, score: float) -> float:
         """Nats of evidence asked of a join: less the closer the texts (a report this close that
@@ -1013,6 +1018,8 @@ class Engine:
                 if other is None or sid == st.id or other.roundup:
                     continue
                 score = self._link(st, other, it.ts)
+                # Two stories that each passed the same-event check link through their cores; one
+                # telling word in common is enough here (the halves of one event share its name).
                 if (score >= self._merge_bar and (best is None or score > best[0])
                         and self._story_evidence(it, frozenset(self._core(st, it.ts)), other)
                         >= self._evidence_bar(score)):

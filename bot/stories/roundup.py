@@ -11,7 +11,7 @@ import unicodedata
 
 _TITLE_RE = re.compile(
     r"早报|晚报|日报|周报|月报|周刊|早知道|早餐|简报|快讯合集|牛览|动态回顾|一周|每周|每日|本周|"
-    r"资讯汇总|热点汇总|要闻|周末|汇总|精选|目录|文章合集|资源推荐|"
+    r"资讯汇总|热点汇总|要闻|周末|汇总|精选|文章目录|文章合集|资源推荐|资料下载|资料合集|汇编|"
     r"\bsettimana\b|\bsintesi\b|wochenrückblick|\bwoche\b|\bsemaine\b|\bsemana\b|"
     r"week(?:ly)?\s*(?:recap|review|roundup|round-up|digest|summary|wrap)|"
     r"\bweek in (?:review|security)\b|daily\s*(?:digest|brief|briefing|roundup|news)|"
@@ -32,9 +32,18 @@ _DIGEST_TITLE_RE = re.compile(
 _SENTENCE_END_RE = re.compile(r"[。！？.!?]\s*$")
 
 
+# Two headlines in one title ("A 发布；B 被重罚"), or a list of several quoted documents.
+_TWO_HEADLINES_RE = re.compile(r"[^；]{8,}；\s*[^；]{8,}")
+_LISTED_TITLES_RE = re.compile(r"《[^》]+》[^《]{0,3}[、,，][^《]{0,3}《")
+
+
 def is_roundup(title: str, body: str = "", outlet: str = "") -> bool:
-    t = unicodedata.normalize("NFKC", title)
+    # Format characters (a soft hyphen inside 牛览) would hide a word from the patterns.
+    raw = "".join(c for c in title if unicodedata.category(c) != "Cf")
+    t = unicodedata.normalize("NFKC", raw)
     if _TITLE_RE.search(t) or _DIGEST_TITLE_RE.search(t):
+        return True
+    if _TWO_HEADLINES_RE.search(raw) or _LISTED_TITLES_RE.search(raw):
         return True
     if outlet and re.search(r"daily digest", outlet, re.IGNORECASE):
         return True
