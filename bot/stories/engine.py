@@ -50,7 +50,6 @@ class Doc:
 class Params:
     window_hours: float = 72.0
     similarity: float = 0.15  # story: average-link similarity to join (and to merge two stories)
-    similarity_floor: float = 0.0  # 0: none; else closeness below the bar that enough evidence makes up for
     dup_window_hours: float = 168.0  # reposts come later than follow-ups do
     dup_containment: float = 0.75  # duplicates: shingle containment of the shorter text
     dup_length_ratio: float = 0.25  # ... and the shorter is at least this share of the longer
@@ -77,13 +76,11 @@ class Params:
     telling_prior: float = 0.003  # ... and no more common than this in general language
     short_terms: int = 8  # fewer words of its own than this beside the title: a short item
     min_shared_words: int = 2  # key terms shared in all (any kind): one shared word is a topic
-    one_name_in_titles: bool = False  # the one shared name must be in both titles
     one_name_margin: float = 0.1  # similarity this far above the bar lets one shared key term do
     house_share: float = 0.3  # a word in this share of an outlet's titles is its house vocabulary
     house_min_titles: int = 8  # ... and in at least this many
     same_outlet_evidence: float = 6.0  # nats more asked when every member is from the article's outlet
     evidence_per_sim: float = 6.0  # nats less evidence asked per 0.1 of similarity above the bar
-    weak_evidence_scale: float = 0.3  # a pair sharing less than that is topical, not one event
     name_share: float = 0.15  # weight of the Latin-names cosine beside the all-words cosine
     title_share: float = 0.15  # ... and of the title-only cosine (short pages are mostly title)
     cross_lang_scale: float = 2.5  # Chinese and English reports share only names: rescale their cosine
@@ -91,7 +88,6 @@ class Params:
     cross_lang_weak_scale: float = 2.0  # ... else by this
     same_outlet_scale: float = 0.7  # one outlet's pages share house style and pet topics: ask more
     id_focus: int = 4  # identifiers of a kind a report names at most, for a conflict to count
-    id_core_share: float = 0.0  # a story's identifiers: named by at least this share of its members
     id_conflict_scale: float = 0.5  # both name CVE ids and share none: most likely two events
     vector_terms: int = 80  # 0: keep every term; n: only the n heaviest (less peripheral noise)
     lede_lines: int = 0  # the first n lines of own text weigh double (news puts the event first)
@@ -522,14 +518,12 @@ class Engine:
         w = w / (float(np.sqrt(np.dot(w, w))) or 1.0)
         return dict(zip(names, w.tolist(), strict=True))
 
-    def _idf(self, names: list[str], lang: str, discount: np.ndarray | None = None) -> np.ndarray:
+    def _idf(self, names: list[str], lang: str) -> np.ndarray:
         """How unusual each term is: the share of articles holding it, counted by the store and
         blended with the background prior (worth ``prior_docs`` articles), so a young store already
         knows common words and the prior fades as the store grows."""
         df, k = self.df, self.p.prior_docs
         d = np.fromiter((df.get(t, 0) for t in names), dtype=np.float64, count=len(names))
-        if discount is not None:
-            d = np.maximum(0.0, d - discount)
         p0 = np.fromiter((prior_share(t, lang) for t in names), dtype=np.float64, count=len(names))
         return self.p.idf_offset - np.log((d + k * p0 + 0.5) / (self.n_docs + k + 1.0))
 
@@ -652,14 +646,9 @@ class Engine:
         mine = self._ids(it)
         if not mine:
             return False
-        held: Counter[str] = Counter()
-        reps = self._recent_reps(st, it.ts)
-        for a in reps:
-            held.update(self._ids(self.items[a]))
-        # The story's own identifiers: those a good part of its members name (one bulletin that
-        # lists twenty CVEs does not make each of them this story's).
-        need = max(1, round(len(reps) * self.p.id_core_share))
-        theirs = {t for t, n in held.items() if n >= need}
+        theirs: set[str] = set()
+        for a in self._recent_reps(st, it.ts):
+            theirs |= self._ids(self.items[a])
         if not theirs or mine & theirs:
             return False
         # Only between focused reports: a bulletin listing dozens of CVEs names no one incident.
@@ -835,7 +824,7 @@ class Engine:
             if self.p.link_top:
                 sims = sorted(sims, reverse=True)[: self.p.link_top]
             score = sum(sims) / len(sims)
-            if score >= min(self.p.similarity, self.p.similarity_floor or self.p.similarity):
+            if score >= self.p.similarity:
                 close.append((score, sid))
         # The closest story that shares evidence of this very event; topical closeness alone is not.
         for score, sid in sorted(close, key=lambda x: (-x[0], x[1])):
@@ -902,8 +891,6 @@ class Engine:
         across = any(self.items[a].zh != it.zh for a in st.reps if a in self.items)
         least = 1 if across else self.p.min_shared_words
         if self._concepts(it, telling) < need_terms or len(shared) < least:
-            return -math.inf
-        if need_terms == 1 and self.p.one_name_in_titles and not telling & titled:
             return -math.inf
         return float(surprise.sum()) - math.log1p(self._population(it.ts))
 
