@@ -14,6 +14,7 @@ import itertools
 import logging
 import math
 import re
+import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -124,7 +125,6 @@ class _Item:
     title_key: str
     title_line: int
     lines: list[tuple[int, str]]
-    sig: list[int]
     roundup: bool
     garbled: bool
     zh: bool
@@ -138,7 +138,7 @@ class _Item:
     title_names: list[str] = field(default_factory=list)
     bands: list[tuple[int, bytes]] = field(default_factory=list)
     grams: frozenset[str] = frozenset()
-    sig_arr: np.ndarray | None = None  # ``sig`` as uint32, compared for many candidates at once
+    sig_arr: np.ndarray | None = None  # the MinHash signature (uint32), compared for many candidates at once
     tgrams: frozenset[str] | None = None  # title key 3-grams (``Engine._title_sim``)
     # Cached, dropped when the outlet's boilerplate or title template changes.
     tt: tuple[list[str], list[str]] | None = None  # title terms, title names (template removed)
@@ -149,7 +149,6 @@ class _Item:
     keys: frozenset[str] | None = None  # key terms, for the same-event check
     okeys: frozenset[str] | None = None  # ... without title phrases shared with the outlet's other titles
     short: bool | None = None  # little text of its own beside the title
-    codes: list[np.ndarray] | None = None  # per line, for duplicate checks
     shingle_key: tuple[int, ...] = ()  # which lines ``shingles`` was cut from
     shingles: np.ndarray | None = None
     packed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # term ids, weights, scaled weights
@@ -266,7 +265,8 @@ class Engine:
                     and (best is not None or self._merge_bar < self.p.similarity)):
                 self._merge_around(it)
         for it in items:  # merges may have moved earlier ones
-            out.append(Assignment(it.id, it.story, None if it.root == it.id else it.root, it.sig))
+            out.append(Assignment(it.id, it.story, None if it.root == it.id else it.root,
+                                  _arr(it.sig_arr).tolist()))
         return out
 
     def restore(self, doc: Doc, story: int, duplicate_of: int | None, sig: list[int] | None) -> None:
@@ -417,6 +417,9 @@ class Engine:
         if f is None or (f.sig is None and sig is None):
             f = F.extract(doc.title, doc.body, doc.outlet, template_gram=TEMPLATE_GRAM,
                           signature=sig is None)
+        signature = sig if sig is not None else f.sig
+        assert signature is not None
+        intern = sys.intern  # one copy of each word across the window (most words recur)
         return _Item(
             id=doc.id,
             outlet=doc.outlet or "",
@@ -427,19 +430,18 @@ class Engine:
             title_key=f.title_key,
             title_line=f.title_line,
             lines=f.lines,
-            sig=sig if sig is not None else f.sig,  # type: ignore[arg-type]
             roundup=f.roundup,
             garbled=f.garbled,
             zh=f.lang == "zh",
             lang=f.lang,
             root=doc.id,
-            line_terms=f.line_terms,
-            line_names=f.line_names,
-            title_terms=f.title_terms,
-            title_names=f.title_names,
+            line_terms=[[intern(t) for t in ts] for ts in f.line_terms],
+            line_names=[[intern(t) for t in ts] for ts in f.line_names],
+            title_terms=[intern(t) for t in f.title_terms],
+            title_names=[intern(t) for t in f.title_names],
             grams=f.grams,
-            bands=F.bands(sig if sig is not None else f.sig),  # type: ignore[arg-type]
-            sig_arr=np.asarray(sig if sig is not None else f.sig, dtype=np.uint32),
+            bands=F.bands(signature),
+            sig_arr=np.asarray(signature, dtype=np.uint32),
         )
 
     def _title_terms(self, it: _Item) -> tuple[list[str], list[str]]:
@@ -676,7 +678,7 @@ class Engine:
         # frame all tie on text, and the copy is the one whose title matches. Signature
         # agreement for all candidates at once; title overlap only where it decides the cut.
         hits = (np.stack([_arr(o.sig_arr) for o in others]) == it.sig_arr).sum(axis=1).tolist()
-        n = len(it.sig)
+        n = F.NUM_PERM
         keys = [(o.title_key != it.title_key, -round(h / n, 2)) for o, h in zip(others, hits, strict=True)]
         k = self.p.max_candidates
         pick: list[int] | range = range(len(live))
@@ -725,9 +727,9 @@ class Engine:
             keep.append(i)
         key = tuple(keep)
         if x.shingle_key != key or x.shingles is None:
-            if x.codes is None:
-                x.codes = [F.line_codes(t) for _, t in x.lines]
-            codes = np.concatenate([x.codes[i] for i in keep]) if keep else np.empty(0, np.uint32)
+            # Code points are not kept: a page's shingles are cut again only when its frame changes.
+            codes = (np.concatenate([F.line_codes(x.lines[i][1]) for i in keep]) if keep
+                     else np.empty(0, np.uint32))
             x.shingle_key, x.shingles = key, F.shingle_hashes(codes)
         return x.shingles
 

@@ -149,7 +149,7 @@ def number_share(number: str) -> float:
     return min(0.1, max(0.0005, 0.1 / 30 ** max(0, len(digits) - 1)))
 
 
-@lru_cache(maxsize=262_144)
+@lru_cache(maxsize=65_536)
 def prior_share(term: str, lang: str = "en") -> float:
     """The share of news articles expected to contain ``term`` (an article in ``lang``), before the
     store has counted any. Latin words are looked up in English too (tech news everywhere uses it)."""
