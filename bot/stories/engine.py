@@ -350,6 +350,11 @@ class Engine:
                     index[key] = live
                 else:
                     del index[key]
+        if len(self._term_ids) > 50_000 + 200 * len(self.items):
+            # Columns of words no live article holds any more: number the live ones afresh.
+            self._term_ids, self._dense = {}, np.zeros(0)
+            for it in self.items.values():
+                it.packed = None
         return len(old)
 
     def check(self) -> list[str]:

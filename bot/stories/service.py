@@ -218,7 +218,9 @@ class StoryService:
         if newest is not None:
             # Not past what this batch reached back to: an out-of-order backfill sends old news
             # batch after batch, and evicting it each time would mean restoring it each time.
-            horizon = min(datetime.fromtimestamp(newest, UTC) - 2 * self._reach, earliest - self._reach)
+            # A day beyond the reach covers the spread of publication times inside one batch.
+            horizon = min(datetime.fromtimestamp(newest, UTC) - self._reach - timedelta(days=1),
+                          earliest - self._reach)
             if eng.evict_before(horizon.timestamp()) and (self.loaded_from is None or
                                                           self.loaded_from < horizon):
                 self.loaded_from = horizon
