@@ -73,13 +73,12 @@ class Params:
     min_shared_terms: int = 2  # distinct key terms a join must share with the story ...
     shared_term_nats: float = 3.0  # ... each at least this unusual
     topic_stories: int = 3  # other stories in the window leading with a term make it a topic (0: off)
-    topic_small_story: int = 2  # ... checked only for stories of at most this many members
     telling_prior: float = 0.003  # ... and no more common than this in general language
     short_terms: int = 8  # fewer words of its own than this beside the title: a short item
     min_shared_words: int = 2  # key terms shared in all (any kind): one shared word is a topic
     one_name_margin: float = 0.1  # similarity this far above the bar lets one shared key term do
-    house_share: float = 0.3  # a word in this share of an outlet's titles is its house vocabulary
-    house_min_titles: int = 8  # ... and in at least this many
+    house_share: float = 0.4  # a word on this share of an outlet's pages is its house vocabulary
+    house_min_titles: int = 10  # ... of at least this many pages
     same_outlet_evidence: float = 6.0  # nats more asked when every member is from the article's outlet
     evidence_per_sim: float = 6.0  # nats less evidence asked per 0.1 of similarity above the bar
     name_share: float = 0.15  # weight of the Latin-names cosine beside the all-words cosine
@@ -314,7 +313,10 @@ class Engine:
         self._outlet_pages[it.outlet] -= 1
         if it.root == it.id and it.outlet and not it.roundup:
             self._outlet_roots[it.source] -= 1
-            self._outlet_words[it.source].subtract({*it.title_terms, *it.title_names})
+            words = self._outlet_words[it.source]
+            words.subtract(_page_words(it))
+            if not self._outlet_roots[it.source]:
+                del self._outlet_words[it.source], self._outlet_roots[it.source]
         st = self.stories.get(it.story)
         if st:
             _discard(st.members, it.id)
@@ -577,7 +579,7 @@ class Engine:
     def _topic(self, term: str, story: int, ts: float) -> bool:
         """A term the window's other stories also lead with is this week's topic (a hot product,
         a vendor in the news), not one event's name."""
-        if not self.p.topic_stories or len(self.stories[story].reps) > self.p.topic_small_story:
+        if not self.p.topic_stories:
             return False
         win = self.p.window_seconds
         others = {o.story for a in self._term_index.get(term, ())
@@ -625,8 +627,8 @@ class Engine:
         return runs + len(terms_ - set(title))
 
     def _house_word(self, outlet: str, term: str) -> bool:
-        """A word in a good share of the outlet's titles (its own name, its product, its column):
-        the outlet's vocabulary, no evidence of one event."""
+        """A word on a good share of the outlet's pages (its own name, its product, its column,
+        its boilerplate): the outlet's vocabulary, no evidence of one event."""
         n = self._outlet_roots[outlet]
         return n >= self.p.house_min_titles and self._outlet_words[outlet][term] >= max(
             self.p.house_min_titles, self.p.house_share * n)
@@ -1068,7 +1070,7 @@ class Engine:
         if not it.outlet or it.roundup:
             return
         self._outlet_roots[it.source] += 1
-        self._outlet_words[it.source].update({*it.title_terms, *it.title_names})
+        self._outlet_words[it.source].update(_page_words(it))
         for g in it.grams:
             holders = self._outlet_grams[(it.source, g)]
             if len(holders) == self.p.template_titles:  # now a template for the earlier titles too
@@ -1150,6 +1152,15 @@ def _source(outlet: str, url: str) -> str:
         m = _WECHAT_BIZ_RE.search(url)
         host += "/" + (m.group(1) if m else "")
     return f"{outlet}|{host}" if host else outlet
+
+
+def _page_words(it: _Item) -> set[str]:
+    """Every word of a page (title, names, text), for an outlet's house vocabulary: a company's
+    press releases repeat its name, its executives and its boilerplate paragraph."""
+    out: set[str] = {*it.title_terms, *it.title_names}
+    for ts in it.line_terms:
+        out.update(ts)
+    return out
 
 
 def _arr(a: np.ndarray | None) -> np.ndarray:

@@ -168,9 +168,19 @@ def terms(text: str, lang: str = "en") -> list[str]:
         if stem is not None and w.isalpha() and is_common(w, lang):
             w = stem(w)
         out.append(w)
+        if w.isdigit():
+            out.extend(_rounded(w))
     return out
 
 
+def _rounded(number: str) -> list[str]:
+    """A large count also as two significant digits: 11,994,223 accounts and "12 million"
+    accounts, 882,782 and 88.2万 patients, meet."""
+    if len(number) < 5 or len(number.rstrip("0")) <= 2:
+        return []
+    n = int(number)
+    scale = 10 ** (len(number) - 2)
+    return [str(round(n / scale) * scale)]
 
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+\-_]*[A-Za-z0-9]")
@@ -192,4 +202,6 @@ def name_terms(text: str) -> list[str]:
         if lw in _STOP_EN or (_NUM_RE.match(lw) and len(lw) < 3) or YEAR_RE.match(lw):
             continue
         out.append(lw)
+        if lw.isdigit():
+            out.extend(_rounded(lw))
     return out
