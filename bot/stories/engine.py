@@ -87,6 +87,7 @@ class Params:
     cross_lang_names: float = 0.1  # ... by that much when their Latin-names cosine reaches this
     cross_lang_weak_scale: float = 2.0  # ... else by this
     same_outlet_scale: float = 0.7  # one outlet's pages share house style and pet topics: ask more
+    title_name_conflict: bool = True  # titles naming different companies or products: two events
     id_focus: int = 4  # identifiers of a kind a report names at most, for a conflict to count
     id_conflict_scale: float = 0.5  # both name CVE ids and share none: most likely two events
     vector_terms: int = 80  # 0: keep every term; n: only the n heaviest (less peripheral noise)
@@ -651,7 +652,16 @@ class Engine:
 
     def _conflict(self, it: _Item, st: _StoryState) -> bool:
         """Two incidents of one vendor, two releases of one product: the article and the story
-        both name identifiers of a kind and share none of any kind."""
+        both name identifiers of a kind and share none of any kind. Or two vendors' flaws: the
+        article's title names companies or products and the story's titles name none of them."""
+        if self.p.title_name_conflict:
+            names = _title_names(it)
+            if names:
+                theirs_names: set[str] = set()
+                for a in self._recent_reps(st, it.ts):
+                    theirs_names |= _title_names(self.items[a])
+                if theirs_names and not names & theirs_names:
+                    return True
         mine = self._ids(it)
         if not mine:
             return False
@@ -1152,6 +1162,12 @@ def _source(outlet: str, url: str) -> str:
         m = _WECHAT_BIZ_RE.search(url)
         host += "/" + (m.group(1) if m else "")
     return f"{outlet}|{host}" if host else outlet
+
+
+def _title_names(it: _Item) -> set[str]:
+    """Names a title gives in Latin letters (companies, products, groups; Chinese names of known
+    ones are spelled so too), without genre words, numbers and identifiers."""
+    return {t for t in it.title_names if t.isalpha() and len(t) >= 3 and not is_genre(t)}
 
 
 def _page_words(it: _Item) -> set[str]:
