@@ -238,3 +238,21 @@ def test_cold_start_seeds_shape_five_reports_of_one_deal_join_in_an_empty_store(
 def test_params_defaults_keep_the_same_event_check_on() -> None:
     p = Params()
     assert p.min_shared_terms >= 2 and p.evidence > 0 and p.same_outlet_evidence > 0
+
+
+def test_flaws_of_two_vendors_in_one_product_class_stay_apart() -> None:
+    docs = [
+        _doc(1, "Ravenfield patches zero-click remote code execution flaw in its NAS devices",
+             "Ravenfield fixed a critical zero-click flaw in the photo service of its NAS devices that lets "
+             "remote attackers run code. The bug was shown at a hacking contest last week.", "StorageNews"),
+        _doc(2, "Ravenfield NAS zero-click RCE fixed after contest demo",
+             "The zero-click remote code execution flaw in Ravenfield NAS devices, demonstrated at a hacking "
+             "contest, is fixed in the latest firmware; owners should update now.", "SecDaily", 3),
+        _doc(3, "Kestrelnet won't fix critical remote code execution flaw in end-of-life NAS devices",
+             "Kestrelnet says it will not patch a critical remote code execution flaw in NAS devices that "
+             "reached end of life; owners should replace them.", "CyberNews", 5),
+    ]
+    for background in (False, True):
+        s = _stories(docs, background=background)
+        assert s[1] == s[2], "one vendor's flaw in two reports was split"
+        assert s[3] != s[1], "two vendors' flaws were joined"

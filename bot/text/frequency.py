@@ -22,8 +22,9 @@ _COMMON_MIN = 2e-5  # frequency (per word of text) down to which another languag
 FLOOR = 1e-6  # what a word no list holds gets (a name, an identifier)
 TOKENS_PER_DOC = 300  # a news article's length in words, to turn a word frequency into a document share
 
-# Years and the vocabulary of every day's tech and security news recur in every week's stream, so
-# they say nothing about which event an article reports, however rare they are in general language.
+# Years and the vocabulary of every day's tech and security news (genres, kinds of product and
+# attack) recur in every week's stream, so they say nothing about which event an article reports,
+# however rare they are in general language.
 YEAR_RE = re.compile(r"^(?:19[5-9]\d|20[0-4]\d)(?:年|年度)?$")
 _NUMBER_RE = re.compile(r"^\d[\d.,]*$")
 _CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
@@ -44,7 +45,9 @@ GENRE = frozenset("""
     actor actors breach breached data leak leaked phishing backdoor trojan botnet critical severity
     advisory attacker advisories analysis research report researchers zero-day zeroday 0-day remote
     code execution injection bypass privilege escalation authentication vendor vendors users
-    customers
+    customers nas vpn vpns api apis iot saas paas router routers firewall firewalls server servers
+    browser browsers app apps llm llms gpu gpus cpu cpus chip chips email wifi wi-fi edr xdr siem
+    soc ddos dns ssl tls ssh sql xss csrf ssrf
 """.split())
 
 
