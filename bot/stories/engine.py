@@ -79,6 +79,7 @@ class Params:
     one_name_margin: float = 0.1  # similarity this far above the bar lets one shared key term do
     house_share: float = 0.4  # a word on this share of an outlet's pages is its house vocabulary
     house_min_titles: int = 10  # ... of at least this many pages
+    house_min_own: int = 4  # ... or this many, between one source's own pages
     same_outlet_evidence: float = 6.0  # nats more asked when every member is from the article's outlet
     evidence_per_sim: float = 6.0  # nats less evidence asked per 0.1 of similarity above the bar
     name_share: float = 0.15  # weight of the Latin-names cosine beside the all-words cosine
@@ -627,12 +628,11 @@ class Engine:
             prev = hit
         return runs + len(terms_ - set(title))
 
-    def _house_word(self, outlet: str, term: str) -> bool:
+    def _house_word(self, outlet: str, term: str, pages: int) -> bool:
         """A word on a good share of the outlet's pages (its own name, its product, its column,
-        its boilerplate): the outlet's vocabulary, no evidence of one event."""
+        its boilerplate), once it has ``pages`` pages: the outlet's vocabulary, no evidence."""
         n = self._outlet_roots[outlet]
-        return n >= self.p.house_min_titles and self._outlet_words[outlet][term] >= max(
-            self.p.house_min_titles, self.p.house_share * n)
+        return n >= pages and self._outlet_words[outlet][term] >= max(pages, self.p.house_share * n)
 
     def _population(self, ts: float) -> int:
         """Articles (first copies) within the window around ``ts``, this batch's included: how many
@@ -895,7 +895,10 @@ class Engine:
         is no less distinctive for having twenty reports."""
         core = self._core(st, it.ts, own)
         house = {it.source} | {self.items[a].source for a in st.reps if a in self.items}
-        shared = sorted(t for t in keys if t in core and not any(self._house_word(o, t) for o in house))
+        # Between one source's own pages its vocabulary shows sooner (a company's press releases).
+        pages = self.p.house_min_own if own else self.p.house_min_titles
+        shared = sorted(t for t in keys
+                        if t in core and not any(self._house_word(o, t, pages) for o in house))
         if len(shared) < need_terms:
             return -math.inf
         surprise = self._surprise(shared, it.lang, core)
