@@ -64,6 +64,8 @@ NAMES: dict[str, str] = {
 
 _NAMES_RE = re.compile("|".join(sorted(map(re.escape, NAMES), key=len, reverse=True)))
 
+_CJK_RE = re.compile(r"[\u4e00-\u9fff]")
+_DIGIT_RE = re.compile(r"\d")
 _CN_AMOUNT_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(万亿|亿|万)")
 _EN_AMOUNT_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(trillion|billion|million|thousand|bn|[mbk])\b", re.IGNORECASE)
 _SCALE = {"万": 10**4, "亿": 10**8, "万亿": 10**12, "thousand": 10**3, "k": 10**3, "million": 10**6,
@@ -78,6 +80,9 @@ def _amount(m: re.Match[str]) -> str:
 def align(text: str) -> str:
     """``text`` with known Chinese names spelled as English reports spell them and amounts as
     plain integers (88.2万 -> 882000, $813.5M -> 813500000)."""
-    text = _CN_AMOUNT_RE.sub(_amount, text)
-    text = _EN_AMOUNT_RE.sub(_amount, text)
+    if _DIGIT_RE.search(text):
+        text = _CN_AMOUNT_RE.sub(_amount, text)
+        text = _EN_AMOUNT_RE.sub(_amount, text)
+    if not _CJK_RE.search(text):  # every name in the table is written in Chinese
+        return text
     return _NAMES_RE.sub(lambda m: f" {NAMES[m.group(0)].title()} ", text)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -75,25 +76,36 @@ def _freq(cb: int | None) -> float:
     return FLOOR if cb is None else max(FLOOR, 10.0 ** (-cb / 100.0))
 
 
+_CUT = -round(100 * math.log10(_COMMON_MIN))  # languages are told apart by their common words alone
+_DETECT = tuple(lang for lang in ("en", *_COMMON) if lang not in ("ja", "ko"))
+
+
+@lru_cache(maxsize=1)
+def _common_words() -> dict[str, tuple[tuple[int, float], ...]]:
+    """word -> (language index in ``_DETECT``, gain over an unlisted word) for each language
+    that lists it among its common words: one lookup per word when telling languages apart."""
+    tables = _tables()
+    gains: dict[str, list[tuple[int, float]]] = {}
+    for i, lang in enumerate(_DETECT):
+        for word, cb in tables.get(lang, {}).items():
+            if cb <= _CUT:
+                gains.setdefault(word, []).append((i, (_CUT - cb) / 100.0 + 1.0))
+    return {w: tuple(g) for w, g in gains.items()}
+
+
 def language_of(words: list[str]) -> str:
     """The listed language whose word list explains ``words`` (lower-cased, Latin or Cyrillic
-    script) best; "en" when nothing is clear. Unigram likelihood over the first 400 words."""
-    sample = [w for w in words[:400] if not w.isdigit()]
+    script) best; "en" when nothing is clear. Unigram likelihood over the first 300 words."""
+    sample = Counter(w for w in words[:300] if not w.isdigit())
     if not sample:
         return "en"
-    tables = _tables()
-    best, best_score = "en", -math.inf
-    cut = -round(100 * math.log10(_COMMON_MIN))  # every language judged on its common words alone
-    for lang, table in tables.items():
-        if lang in ("zh", "ja", "ko"):
-            continue
-        score = 0.0
-        for w in sample:
-            cb = table.get(w)
-            score += -cut / 100.0 - 1.0 if cb is None or cb > cut else -cb / 100.0
-        if score > best_score + 1e-9:
-            best, best_score = lang, score
-    return best
+    index = _common_words()
+    scores = [0.0] * len(_DETECT)
+    for w, n in sample.items():
+        for i, gain in index.get(w, ()):
+            scores[i] += gain * n
+    best = max(range(len(_DETECT)), key=lambda i: (scores[i], i == 0))
+    return _DETECT[best] if scores[best] > 0 else "en"
 
 
 def script_language(text: str, latin_words: list[str]) -> str:
