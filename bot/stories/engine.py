@@ -14,7 +14,6 @@ import itertools
 import logging
 import math
 import re
-import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -96,6 +95,7 @@ class Params:
     time_decay: float = 0.1  # per day beyond the first, the share of similarity lost (reports bunch up)
     link_top: int = 0  # 0: average link over the story's members; k: mean of the k best links
     merge: bool = True  # after an article joins, merge its story with a candidate that links well
+    merge_reach: float = 0.5  # ... among candidates at least this share of the bar close to the article
     merge_similarity: float = 0.0  # 0: the same bar as joining
     top_terms: int = 12  # per article, in the inverted index
     top_names: int = 4  # ... and Latin names
@@ -150,6 +150,7 @@ class _Item:
     keys: frozenset[str] | None = None  # key terms, for the same-event check
     okeys: frozenset[str] | None = None  # ... without title phrases shared with the outlet's other titles
     short: bool | None = None  # little text of its own beside the title
+    boiler: set[int] | None = None  # keys of its lines that are its outlet's frame
     shingle_key: tuple[int, ...] = ()  # which lines ``shingles`` was cut from
     shingles: np.ndarray | None = None
     packed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # term ids, weights, scaled weights
@@ -161,7 +162,7 @@ class _Item:
 
     def dirty(self) -> None:
         self.tt = self.vec = self.nvec = self.tvec = self.ids = self.keys = self.okeys = self.packed = None
-        self.short = None
+        self.short = self.boiler = None
         self.sims = {}
         self.version = next(_VERSIONS)  # unique across items: a re-added article never matches old entries
 
@@ -194,6 +195,7 @@ class Engine:
         # This batch's own counts: evidence is weighed by what the store knew before the batch.
         self._batch_df: Counter[str] = Counter()
         self._batch_n = 0
+        self._prior_cache: dict[str, dict[str, float]] = {}
         self.items: dict[int, _Item] = {}
         self.stories: dict[int, _StoryState] = {}
         self.merges: list[tuple[int, int]] = []  # (absorbed, survivor), for the store to apply
@@ -428,7 +430,6 @@ class Engine:
                           signature=sig is None)
         signature = sig if sig is not None else f.sig
         assert signature is not None
-        intern = sys.intern  # one copy of each word across the window (most words recur)
         return _Item(
             id=doc.id,
             outlet=doc.outlet or "",
@@ -444,10 +445,10 @@ class Engine:
             zh=f.lang == "zh",
             lang=f.lang,
             root=doc.id,
-            line_terms=[[intern(t) for t in ts] for ts in f.line_terms],
-            line_names=[[intern(t) for t in ts] for ts in f.line_names],
-            title_terms=[intern(t) for t in f.title_terms],
-            title_names=[intern(t) for t in f.title_names],
+            line_terms=f.line_terms,
+            line_names=f.line_names,
+            title_terms=f.title_terms,
+            title_names=f.title_names,
             grams=f.grams,
             bands=F.bands(signature),
             sig_arr=np.asarray(signature, dtype=np.uint32),
@@ -467,13 +468,16 @@ class Engine:
         return it.tt
 
     def _boiler_for_outlet(self, it: _Item) -> set[int]:
-        """Lines of ``it`` that also occur in another page (dup group) of the same outlet."""
-        out = set()
-        for k, _ in it.lines:
-            roots = self._outlet_line_roots.get((it.outlet, k))
-            if roots and any(r != it.root for r in roots):
-                out.add(k)
-        return out
+        """Lines of ``it`` that also occur in another page (dup group) of the same outlet; kept
+        until a line of it becomes boilerplate (``dirty``)."""
+        if it.boiler is None:
+            out = set()
+            for k, _ in it.lines:
+                roots = self._outlet_line_roots.get((it.outlet, k))
+                if roots and any(r != it.root for r in roots):
+                    out.add(k)
+            it.boiler = out
+        return it.boiler
 
     def _tf(self, it: _Item, names: bool) -> Counter[str]:
         boiler = self._boiler_for_outlet(it)
@@ -535,8 +539,18 @@ class Engine:
         knows common words and the prior fades as the store grows."""
         df, k = self.df, self.p.prior_docs
         d = np.fromiter((df.get(t, 0) for t in names), dtype=np.float64, count=len(names))
-        p0 = np.fromiter((prior_share(t, lang) for t in names), dtype=np.float64, count=len(names))
+        p0 = self._priors(names, lang)
         return self.p.idf_offset - np.log((d + k * p0 + 0.5) / (self.n_docs + k + 1.0))
+
+    def _priors(self, names: list[str], lang: str) -> np.ndarray:
+        """``prior_share`` of each term, remembered per language (it is asked for over and over)."""
+        cache = self._prior_cache.get(lang)
+        if cache is None or len(cache) > 200_000:
+            cache = self._prior_cache[lang] = {}
+        for t in names:
+            if t not in cache:
+                cache[t] = prior_share(t, lang)
+        return np.fromiter(map(cache.__getitem__, names), dtype=np.float64, count=len(names))
 
     def _vector(self, it: _Item) -> dict[str, float]:
         if it.vec is None:
@@ -601,7 +615,7 @@ class Engine:
         df, bdf, k = self.df, self._batch_df, self.p.evidence_prior_docs
         d = np.fromiter((max(0, df.get(t, 0) - bdf.get(t, 0) - core[t] + 1) for t in shared),
                         dtype=np.float64, count=len(shared))
-        p0 = np.fromiter((prior_share(t, lang) for t in shared), dtype=np.float64, count=len(shared))
+        p0 = self._priors(shared, lang)
         n = self.n_docs - self._batch_n
         return -np.log((d + k * p0 + 0.5) / (n + k + 1.0))
 
@@ -843,6 +857,9 @@ class Engine:
             if self.p.link_top:
                 sims = sorted(sims, reverse=True)[: self.p.link_top]
             score = sum(sims) / len(sims)
+            if score < self.p.similarity * self.p.merge_reach:
+                # Too far from the article for its story to link well with this one after a join.
+                self._last_candidates.remove(sid)
             if score >= self.p.similarity:
                 close.append((score, sid))
         # The closest story that shares evidence of this very event; topical closeness alone is not.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
+import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -172,6 +173,10 @@ class ArticleFeatures:
     grams: frozenset[str]
 
 
+def _interned(words: list[str]) -> list[str]:
+    return [sys.intern(w) for w in words]
+
+
 def extract(title: str, body: str, outlet: str, *, template_gram: int, signature: bool = True
             ) -> ArticleFeatures:
     from bot.stories.roundup import is_roundup
@@ -187,10 +192,12 @@ def extract(title: str, body: str, outlet: str, *, template_gram: int, signature
     return ArticleFeatures(
         lines=lines,
         # A body that decoded as mojibake says nothing: such an article is its title alone.
-        line_terms=[[] if bad else terms(t, lang) for _, t in lines],
-        line_names=[[] if bad else name_terms(t) for _, t in lines],
-        title_terms=terms(title, lang),
-        title_names=name_terms(title),
+        # Interned where they are cut: a batch's pages then share one copy of each word, in the
+        # parse worker and (pickle keeps shared objects shared) in the process that decides.
+        line_terms=[[] if bad else _interned(terms(t, lang)) for _, t in lines],
+        line_names=[[] if bad else _interned(name_terms(t)) for _, t in lines],
+        title_terms=_interned(terms(title, lang)),
+        title_names=_interned(name_terms(title)),
         sig=minhash([shingles(text)])[0] if signature else None,
         title_key=title_key(title),
         title_line=line_key(norm_line(title)),
