@@ -143,11 +143,16 @@ _URL_RE = re.compile(r"https?://[^\s)\]>\"']+")
 _URL_PUNCT_RE = re.compile(r"[/\-_.?=&:#%+~]+")
 
 
+@lru_cache(maxsize=4096)
 def _prepare(text: str) -> str:
     """URLs split into their words (a slug often repeats the source's English title), 1,234 -> 1234,
-    names and amounts in one spelling for Chinese and English (bot.text.aliases)."""
-    text = _URL_RE.sub(lambda m: " " + _URL_PUNCT_RE.sub(" ", m.group(0)) + " ", text)
-    return align(_THOUSANDS_RE.sub("", text))
+    names and amounts in one spelling for Chinese and English (bot.text.aliases). Cached: story
+    terms and names are both cut from each line."""
+    if "://" in text:
+        text = _URL_RE.sub(lambda m: " " + _URL_PUNCT_RE.sub(" ", m.group(0)) + " ", text)
+    if "," in text:
+        text = _THOUSANDS_RE.sub("", text)
+    return align(text)
 
 
 def terms(text: str, lang: str = "en") -> list[str]:
@@ -159,18 +164,24 @@ def terms(text: str, lang: str = "en") -> list[str]:
     (tools -> tool): names are kept as written, so an Italian and a German report still share them.
     """
     out: list[str] = []
-    stem = stemmer(lang)
     for w in words(_prepare(text)):
-        if len(w) < 2 or w in _STOP_EN or w in _STOP_ZH or YEAR_RE.match(w):
-            continue
-        if _NUM_RE.match(w) and len(w) < 3:
-            continue
-        if stem is not None and w.isalpha() and is_common(w, lang):
-            w = stem(w)
-        out.append(w)
-        if w.isdigit():
-            out.extend(_rounded(w))
+        out.extend(_term(w, lang))
     return out
+
+
+@lru_cache(maxsize=131_072)
+def _term(word: str, lang: str) -> tuple[str, ...]:
+    """What one word contributes to ``terms`` (words recur: decided once each)."""
+    if len(word) < 2 or word in _STOP_EN or word in _STOP_ZH or YEAR_RE.match(word):
+        return ()
+    if _NUM_RE.match(word) and len(word) < 3:
+        return ()
+    stem = stemmer(lang)
+    if stem is not None and word.isalpha() and is_common(word, lang):
+        word = stem(word)
+    if word.isdigit():
+        return (word, *_rounded(word))
+    return (word,)
 
 
 def _rounded(number: str) -> list[str]:
