@@ -18,17 +18,19 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/digestbot run
 
-# The suite on SQLite; again on PostgreSQL when DATABASE_URL is set.
-test: $(STAMP)
-	$(BIN)/ruff check bot tests benchmarks
+# Lint first, then the suite on SQLite; again on PostgreSQL when DATABASE_URL is set.
+test: lint
 	$(BIN)/python -m pytest -q
 	@if [ -n "$$DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$DATABASE_URL) =="; \
 		DIGESTBOT_TEST_BACKEND=postgres $(BIN)/python -m pytest -q; \
 	fi
 
+# Style, types, and the layer contract (an upward import in bot/ fails here).
 lint: $(STAMP)
 	$(BIN)/ruff check bot tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) digestbot.db digestbot.db-wal digestbot.db-shm

@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot import outbox
 from bot.app import App
 from bot.config import load_settings
+from bot.delivery import queue as outbox
 from bot.delivery.worker import DeliveryWorker
 from bot.model import Digest, DigestEntry
 from bot.store import subscriptions as subs
@@ -52,8 +52,8 @@ async def run(chats: int, limit: int, db: str) -> dict[str, float]:
 database: {{url: "{url}"}}
 sources: []
 adapters:
-  telegram: {{token: "${{BENCH_TG_TOKEN}}", base_url: "{fake.base_url}", register_commands: false}}
-delivery: {{telegram: {{per_bot_per_second: {limit}}}}}
+  telegram: {{token: "${{BENCH_TG_TOKEN}}", base_url: "{fake.base_url}", register_commands: false,
+              rate_limits: {{per_bot_per_second: {limit}}}}}
 """)
         app = await App.open(settings)
         try:

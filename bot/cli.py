@@ -16,12 +16,22 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.app import App
 from bot.config import ConfigError, Settings, load_settings
+from bot.delivery.drain import send_now
+from bot.delivery.queue import status
+from bot.evaluate import evaluate_by_day, evaluate_folder
+from bot.ingest import run_ingest
 from bot.logs import install_redaction
+from bot.runtime import run_service
+from bot.search import QueryError, search
+from bot.store import subscriptions as subs
+from bot.store.articles import list_articles
+from bot.stories.service import list_stories, recluster
 from bot.text.redact import Redactor
 from bot.text.safe import describe_error, printable
 
@@ -127,12 +137,10 @@ def _setup_logging(settings: Settings | None, verbose: bool) -> None:
     install_redaction(_redact)
 
 
-Handler = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
 
-async def _with_app(settings: Settings, fn: Callable[[Any], Awaitable[int]]) -> int:
-    from bot.app import App
-
+async def _with_app(settings: Settings, fn: Callable[[App], Awaitable[int]]) -> int:
     app = await App.open(settings)
     try:
         return await fn(app)
@@ -149,15 +157,13 @@ async def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.ingest import run_ingest
-
     names = {s.name for s in settings.sources}
     unknown = [n for n in args.only or [] if n not in names]
     if unknown:
         raise UsageError(f"ingest: unknown source {', '.join(unknown)} "
                          f"(configured: {', '.join(sorted(names))})")
 
-    async def go(app: Any) -> int:
+    async def go(app: App) -> int:
         stop = asyncio.Event()
         caught: list[signal.Signals] = []
 
@@ -201,9 +207,7 @@ async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_articles(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.store.articles import list_articles
-
-    async def go(app: Any) -> int:
+    async def go(app: App) -> int:
         arts = await list_articles(app.store)
         if args.json:
             _print_json([a.as_dict() for a in arts])
@@ -227,7 +231,8 @@ def story_sample(story: Any, n: int = SAMPLE_TITLES) -> list[Any]:
     duplicates, in publication order), then the others."""
     members = sorted(story.articles, key=lambda a: (a.duplicate_of is not None, a.published_at, a.id or 0))
     seen: set[str] = set()
-    first, rest = [], []
+    first: list[Any] = []
+    rest: list[Any] = []
     for a in members:
         (rest if a.outlet in seen else first).append(a)
         seen.add(a.outlet)
@@ -235,12 +240,10 @@ def story_sample(story: Any, n: int = SAMPLE_TITLES) -> list[Any]:
 
 
 async def cmd_stories(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.stories.service import list_stories
-
     if args.top is not None and args.top < 1:
         raise UsageError("--top must be at least 1")
 
-    async def go(app: Any) -> int:
+    async def go(app: App) -> int:
         stories = await list_stories(app.store, since=args.since)
         if args.top is not None:
             stories = stories[:args.top]
@@ -271,16 +274,14 @@ async def cmd_stories(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_recluster(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.stories.service import recluster
-
-    async def go(app: Any) -> int:
+    async def go(app: App) -> int:
         result = await recluster(app)
         if args.json:
             _print_json(result)
         else:
             _print(f"rebuilt {result['stories']} stories from {result['articles']} articles "
                   f"({result['duplicates']} duplicates)")
-            skipped = result["skipped"]
+            skipped: Any = result["skipped"]
             if skipped:
                 _print(f"{len(skipped)} articles could not be placed and have no story:")
                 for s in skipped:
@@ -291,11 +292,9 @@ async def cmd_recluster(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
-    async def go(app: Any) -> int:
+    async def go(app: App) -> int:
         if args.preview:
-            from bot.digest import preview
-
-            payloads = await preview(app, fmt=args.format, locale=args.locale)
+            payloads = await app.preview_digest(fmt=args.format, locale=args.locale)
             if args.json:
                 _print_json(payloads)
             else:
@@ -304,8 +303,6 @@ async def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
                         _print("\n" + "─" * 40 + "\n")
                     _print(p.get("text") if isinstance(p, dict) else p)
             return EXIT_OK
-        from bot.outbox import send_now
-
         result = await send_now(app)
         if args.json:
             _print_json(result)
@@ -321,15 +318,13 @@ async def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.search import QueryError, search
-
     query = " ".join(args.query)
     if not query.strip():
         raise UsageError("search: give a query, e.g. digestbot search 苹果 阿里")
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
 
-    async def go(app: Any) -> int:
+    async def go(app: App) -> int:
         try:
             res = await search(app.store, query, limit=args.limit, offset=args.offset,
                                max_chars=settings.commands.max_query_chars)
@@ -345,9 +340,7 @@ async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_subscriptions(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.store import subscriptions as subs
-
-    async def go(app: Any) -> int:
+    async def go(app: App) -> int:
         if args.subs_command == "add":
             if args.adapter not in app.settings.adapter_configs:
                 raise UsageError(f"adapter {args.adapter!r} is not configured "
@@ -382,9 +375,7 @@ async def cmd_subscriptions(args: argparse.Namespace, settings: Settings) -> int
 
 
 async def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.outbox import status
-
-    async def go(app: Any) -> int:
+    async def go(app: App) -> int:
         st = await status(app.store)
         if args.json:
             _print_json(st)
@@ -399,14 +390,10 @@ async def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.service import run_service
-
     return await run_service(settings)
 
 
 async def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.stories.evaluate import evaluate_by_day, evaluate_folder
-
     result: Any
     if args.by_day:
         result = await evaluate_by_day(args.folder, labels=args.labels, settings=settings)

@@ -23,6 +23,10 @@ from pydantic import (
     field_validator,
 )
 
+from bot.adapters.base import AdapterConfig, registry
+from bot.store.db import normalise_db_url
+from bot.text.redact import url_password
+
 DEFAULT_DB_URL = "sqlite:///digestbot.db"
 DEFAULT_TZ = "Asia/Shanghai"
 # Keys whose values are secrets: the file must say ${VAR}, never the value itself.
@@ -89,17 +93,6 @@ class DatabaseConfig(Strict):
 
     def resolved_url(self) -> str:
         return normalise_db_url(self.url or os.environ.get("DATABASE_URL") or DEFAULT_DB_URL)
-
-
-def normalise_db_url(url: str) -> str:
-    """Pick the async driver for the dialect the user named."""
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://") :]
-    if url.startswith("postgresql://"):
-        return "postgresql+asyncpg://" + url[len("postgresql://") :]
-    if url.startswith("sqlite://") and not url.startswith("sqlite+"):
-        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
-    return url
 
 
 class _SourceBase(Strict):
@@ -243,7 +236,7 @@ class Settings(Strict):
         return v
 
     # Adapter sections are typed by each adapter's own model (see adapters.base).
-    adapter_configs: dict[str, BaseModel] = Field(default_factory=dict, exclude=True)
+    adapter_configs: dict[str, AdapterConfig] = Field(default_factory=dict, exclude=True)
 
     def source_timezone(self, source: FolderSourceConfig | FeedSourceConfig) -> str:
         return source.timezone or self.timezone
@@ -374,8 +367,6 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, text: str | Non
 def secret_values(data: Any) -> list[str]:
     """The secrets in interpolated config data: values of secret keys, and passwords in URLs
     (including ``DATABASE_URL``, which the database section may defer to)."""
-    from bot.text.redact import url_password
-
     found: list[str] = []
 
     def walk(value: Any, key: str | None) -> None:
@@ -408,8 +399,6 @@ def embedded_default() -> dict[str, Any]:
 
 
 def _validate_adapters(settings: Settings) -> list[tuple[str, str]]:
-    from bot.adapters.base import registry
-
     problems: list[tuple[str, str]] = []
     reg = registry()
     for name, section in settings.adapters.items():

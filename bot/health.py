@@ -9,6 +9,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from sqlalchemy import func, select
+
+from bot.delivery.queue import pending_count
+from bot.store.tables import articles, outbox, stories
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -34,8 +38,6 @@ class HealthServer:
             "leases": self.leases(),
         }
         try:
-            from bot.outbox import pending_count
-
             body["outbox_pending"] = await pending_count(self.app.store)
         except Exception as exc:  # the database being down is exactly what health must show
             body["status"] = "degraded"
@@ -49,10 +51,6 @@ class HealthServer:
                             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     async def _refresh_gauges(self) -> None:
-        from sqlalchemy import func, select
-
-        from bot.store.tables import articles, outbox, stories
-
         m = self.app.metrics
         try:
             async with self.app.store.connect() as conn:

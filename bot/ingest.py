@@ -14,15 +14,18 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.model import Article
+from bot.search import index_articles
 from bot.sources.base import Rejection, SourceResult, SourceState
+from bot.sources.folder import FolderSource
 from bot.store import articles as article_store
 from bot.store import sources as source_store
+from bot.stories.service import StoryService
 from bot.text.redact import mask_userinfo
 from bot.text.safe import describe_error as describe_exc
 from bot.text.safe import printable
@@ -179,8 +182,6 @@ class IngestReport:
 def make_source(config: FolderSourceConfig | FeedSourceConfig, settings: Settings) -> Any:
     """The source object for a config entry; feed support is imported only when a feed is configured."""
     if config.type == "folder":
-        from bot.sources.folder import FolderSource
-
         return FolderSource(config, settings)
     from bot.sources.feed import FeedSource  # lazy: folder-only setups never need it
 
@@ -213,8 +214,6 @@ class _Pass:
 
     async def load_hooks(self) -> None:
         if self.hooks:
-            from bot.stories.service import StoryService
-
             self.stories = await StoryService.load(self.store, self.settings)
 
     async def run_source(self, config: Any) -> SourceReport:
@@ -256,7 +255,8 @@ class _Pass:
         final: SourceResult | None = None
         live: set[str] | None = None
         # Rejections a folder pass already reported: said again, but logged quietly.
-        known_errors = {os.path.join(location, rel): fs.error for rel, fs in state.files.items() if fs.error}
+        known_errors: dict[str, str | None] = {os.path.join(location, rel): fs.error
+                                               for rel, fs in state.files.items() if fs.error}
         async with contextlib.aclosing(self._parts(source, state, config)) as parts:
             async for part in parts:
                 if is_folder and part.state.files and live is None:
@@ -284,7 +284,8 @@ class _Pass:
                 next_due_at=fetched_at + timedelta(seconds=config.interval),
             )
 
-    async def _parts(self, source: Any, state: SourceState, config: Any) -> AsyncIterator[SourceResult]:
+    async def _parts(self, source: Any, state: SourceState,
+                     config: Any) -> AsyncGenerator[SourceResult, None]:
         """A source's result in batches: streamed when the source can, else cut from one fetch."""
         if hasattr(source, "batches"):
             async with contextlib.aclosing(source.batches(state, self.batch_size,
@@ -441,8 +442,6 @@ class _Pass:
         changed = [a for a, s in zip(batch, statuses, strict=True) if s != article_store.UNCHANGED]
         if self.hooks and changed:
             # Inside this transaction: an article is stored with its story and index entry or not at all.
-            from bot.search import index_articles
-
             self._stories_ran = True
             await self.stories.add(conn, changed)
             await index_articles(conn, changed)
@@ -487,22 +486,17 @@ async def run_ingest(app: App, *, progress: bool = False, only: list[str] | None
 
     # Passes of one process run one at a time (the scheduler starts one per due source): the story
     # engine loads its state at the start of a pass and must see every earlier pass's writes.
-    lock = getattr(app, "_ingest_lock", None)
-    if lock is None:
-        lock = asyncio.Lock()
-        app._ingest_lock = lock  # type: ignore[attr-defined]
-    async with lock:
+    async with app.ingest_lock:
         if configs:
             await ctx.load_hooks()
         with bar if bar is not None else contextlib.nullcontext():
             reports = await asyncio.gather(*(one(c) for c in configs))
-    metrics = getattr(app, "metrics", None)
+    metrics = app.metrics
     for c, r in zip(configs, reports, strict=True):
         report.sources[c.name] = r
-        if metrics is not None:
-            metrics.articles_ingested.labels(c.name, "new").inc(r.new)
-            metrics.articles_ingested.labels(c.name, "updated").inc(r.updated)
-            metrics.rejected.labels(c.name).inc(len(r.rejections))
+        metrics.articles_ingested.labels(c.name, "new").inc(r.new)
+        metrics.articles_ingested.labels(c.name, "updated").inc(r.updated)
+        metrics.rejected.labels(c.name).inc(len(r.rejections))
     report.seconds = time.perf_counter() - started
     return report
 

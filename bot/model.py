@@ -1,9 +1,16 @@
-"""Plain values that move through the pipeline. No I/O, no platform markup."""
+"""Plain values that move through the pipeline. No I/O, no platform markup.
+
+The types adapters and the core share (``Incoming``, ``Reply``, ``SendError``) live here,
+below both, so the core never imports an adapter to speak to one.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 
@@ -35,7 +42,7 @@ class Article:
     story_id: int | None = None
     duplicate_of: int | None = None
     # Text-only work for the story engine and the search index, done where the article was
-    # parsed (a worker process on large passes); never stored. See ``bot.derive``.
+    # parsed (a worker process on large passes); never stored. See ``bot.sources.precompute``.
     features: Any = field(default=None, repr=False, compare=False)
     index_fields: Any = field(default=None, repr=False, compare=False)
 
@@ -199,8 +206,88 @@ class Reply:
 
 def iso(dt: datetime) -> str:
     """ISO 8601 in UTC with a trailing Z."""
-    from datetime import UTC
-
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def content_hash(title: str, body: str) -> str:
+    """sha256 of the whitespace-normalised title and body: an edit changes it, re-spacing does not.
+
+    The last fallback of an article's identity, so every source and the store share this one rule."""
+    norm = " ".join(_nfkc(title).split()) + "\n" + " ".join(_nfkc(body).split())
+    return hashlib.sha256(norm.encode("utf-8")).hexdigest()
+
+
+def _nfkc(text: str) -> str:
+    return text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
+
+
+# ---------------------------------------------------------------- what sources remember
+
+
+@dataclass(slots=True)
+class FileState:
+    mtime_ns: int
+    size: int
+    sha256: str
+    error: str | None = None  # a rejected file: its reason, reported again while the file is unchanged
+
+
+@dataclass(slots=True)
+class SourceState:
+    """What the store remembers about a source between passes."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    files: dict[str, FileState] = field(default_factory=dict)  # folder: POSIX path -> state
+    last_fetched_at: datetime | None = None
+
+
+# ---------------------------------------------------------------- between adapters and the core
+
+
+@dataclass(slots=True)
+class Incoming:
+    """A command as it arrived from a chat, stripped of platform specifics."""
+
+    adapter: str
+    chat_id: str
+    user_id: str
+    command: str  # "search", "subscribe", ... (no slash, no bot suffix)
+    args: str = ""
+    chat_type: str = "private"  # private | group | supergroup | channel
+    language_code: str | None = None
+    is_admin: bool = True  # whether the user may change this chat's settings
+    message_id: str | None = None  # for edits (paging buttons)
+    callback: bool = False  # came from an inline button
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SendErrorKind(StrEnum):
+    """What delivery does about a failed send."""
+
+    RETRY_AFTER = "retry_after"  # obey ``retry_after`` seconds
+    TRANSIENT = "transient"  # retry with backoff
+    BLOCKED = "blocked"  # the four below retire the subscription
+    KICKED = "kicked"
+    DEACTIVATED = "deactivated"
+    NOT_FOUND = "not_found"
+    MIGRATED = "migrated"  # move the subscription to ``new_chat_id``
+    MARKUP = "markup"  # resend as plain text
+    FATAL = "fatal"  # dead-letter now
+
+
+RETIRE_KINDS = frozenset({SendErrorKind.BLOCKED, SendErrorKind.KICKED, SendErrorKind.DEACTIVATED,
+                          SendErrorKind.NOT_FOUND})
+
+
+class SendError(Exception):
+    """A send failed; ``kind`` tells delivery what to do about it."""
+
+    def __init__(self, kind: SendErrorKind | str, message: str, *, retry_after: float | None = None,
+                 new_chat_id: str | None = None):
+        super().__init__(message)
+        self.kind = SendErrorKind(kind)
+        self.retry_after = retry_after
+        self.new_chat_id = new_chat_id

@@ -12,6 +12,7 @@ period; the deferred digest still covers the whole window.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, time, timedelta
@@ -23,7 +24,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.delivery.enqueue import enqueue_digest
+from bot.ingest import run_ingest
 from bot.model import Subscription
+from bot.store import subscriptions as subs
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -168,8 +172,6 @@ class Scheduler:
             if self._run_ingest is not None:
                 await self._run_ingest([name])
                 return
-            from bot.ingest import run_ingest
-
             await run_ingest(self.app, only=[name])
         except Exception:  # the next interval tries again
             log.exception("ingest of source %s failed", name)
@@ -179,8 +181,6 @@ class Scheduler:
     async def resync(self) -> None:
         """Re-read the subscriptions and update the jobs whose schedule changed (covers
         subscriptions changed by another process, e.g. ``digestbot subscriptions add``)."""
-        from bot.store import subscriptions as subs
-
         try:
             current = await subs.list_subscriptions(self.app.store)
         except Exception:
@@ -226,8 +226,6 @@ class Scheduler:
 
     def subscription_changed(self, sub: Subscription | int | None = None) -> Any:
         """The hook commands call (``app.on_subscription_changed``) after a change."""
-        import asyncio
-
         if isinstance(sub, Subscription) and sub.id is not None:
             if sub.adapter in self.app.settings.adapter_configs:
                 self.plan(sub)
@@ -240,8 +238,6 @@ class Scheduler:
 
     async def digest_job(self, sub_id: int, *, now: datetime | None = None, deferred: bool = False) -> int:
         """A scheduled time came: queue the digest, or defer it past quiet hours."""
-        from bot.store import subscriptions as subs
-
         now = now or datetime.now(UTC)
         try:
             sub = await subs.get_by_id(self.app.store, sub_id)
@@ -257,8 +253,6 @@ class Scheduler:
                 return 0
             if self._run_digest is not None:
                 return int(await self._run_digest(sub_id, now) or 0)
-            from bot.outbox import enqueue_digest
-
             return await enqueue_digest(self.app, sub_id, now=now)
         except Exception:  # one subscription's failure must not stop the schedule
             log.exception("digest for subscription %s failed", sub_id)
@@ -266,8 +260,6 @@ class Scheduler:
 
     async def catch_up(self, *, now: datetime | None = None) -> list[int]:
         """One digest now for every subscription that missed a time during downtime."""
-        from bot.store import subscriptions as subs
-
         now = now or datetime.now(UTC)
         horizon = timedelta(hours=self.app.settings.digest.catch_up_hours)
         configured = set(self.app.settings.adapter_configs)

@@ -52,16 +52,14 @@ def test_slack_section(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_third_party_adapter_from_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
-    class EP:
-        name = "matrix"
-        value = "tests.test_adapters_config:MatrixAdapter"
+    from importlib.metadata import EntryPoint, entry_points
 
-    class Broken:
-        name = "broken"
-        value = "no.such.module:Adapter"
+    installed = list(entry_points(group=base.ENTRY_POINT_GROUP))
+    extra = [EntryPoint("matrix", "tests.test_adapters_config:MatrixAdapter", base.ENTRY_POINT_GROUP),
+             EntryPoint("broken", "no.such.module:Adapter", base.ENTRY_POINT_GROUP)]
 
     def eps(group: str) -> list[Any]:
-        return [EP(), Broken()] if group == base.ENTRY_POINT_GROUP else []
+        return [*installed, *extra] if group == base.ENTRY_POINT_GROUP else []
 
     monkeypatch.setattr(base, "entry_points", eps)
     reg = base.registry()
@@ -79,5 +77,5 @@ class MatrixConfig(base.AdapterConfig):
 class MatrixAdapter:
     config_model = MatrixConfig
 
-    def __init__(self, name: str, config: MatrixConfig, app: Any):
+    def __init__(self, name: str, config: MatrixConfig, context: base.AdapterContext):
         self.name = name

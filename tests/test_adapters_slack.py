@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 
 from bot import commands
-from bot.adapters.base import SendError
 from bot.ingest import run_ingest
-from bot.model import Reply
+from bot.model import Reply, SendError
 from bot.store import subscriptions as subs
 from tests.fakes.slack import FakeSlack
 from tests.test_adapters_support import folder_source, open_app, write_articles

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.app import App
 from bot.config import load_settings
+from bot.search import SearchHit, SearchResults
 
 
 def settings_yaml(db_url: str, adapters: str = "  console: {}", extra: str = "") -> str:
@@ -18,20 +19,6 @@ async def open_app(db_url: str, adapters: str = "  console: {}", extra: str = ""
     return await App.open(load_settings(text=settings_yaml(db_url, adapters, extra)))
 
 
-@dataclass
-class FakeResults:
-    """What bot.search.search returns, as far as commands rely on it (as_dict)."""
-
-    query: str
-    results: list[dict[str, Any]]
-    total: int
-    offset: int = 0
-    calls: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"query": self.query, "total": self.total, "offset": self.offset, "results": self.results}
-
-
 def fake_search(total: int = 7, calls: list[dict[str, Any]] | None = None) -> Any:
     """A stand-in for bot.search.search over ``total`` stories titled '苹果 story N'."""
 
@@ -39,13 +26,14 @@ def fake_search(total: int = 7, calls: list[dict[str, Any]] | None = None) -> An
                      max_chars: int = 200) -> Any:
         if calls is not None:
             calls.append({"query": query, "limit": limit, "offset": offset, "max_chars": max_chars})
+        outlets = ["亿欧", "腾讯新闻", "新浪"]
         hits = [
-            {"story_id": i, "title": f"{query} story {i}", "url": f"https://news.example/{i}",
-             "outlets": ["亿欧", "腾讯新闻", "新浪"][: 1 + i % 3], "outlet_count": 1 + i % 3,
-             "published_at": "2025-02-12T01:00:00Z", "snippet": ""}
+            SearchHit(story_id=i, article_id=i, title=f"{query} story {i}", url=f"https://news.example/{i}",
+                      outlet=outlets[0], outlets=outlets[: 1 + i % 3], outlet_count=1 + i % 3,
+                      published_at=datetime(2025, 2, 12, 1, 0, tzinfo=UTC), snippet="", score=1.0)
             for i in range(1, total + 1)
         ]
-        return FakeResults(query, hits[offset: offset + limit], total, offset)
+        return SearchResults(query, hits[offset: offset + limit], total=total, offset=offset, limit=limit)
 
     return search
 

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 
 from bot import commands
-from bot.adapters.base import SendError
 from bot.ingest import run_ingest
+from bot.model import Reply, SendError
 from bot.store import subscriptions as subs
 from tests.fakes.telegram import FakeTelegram
 from tests.test_adapters_support import folder_source, open_app, write_articles
@@ -219,7 +219,7 @@ async def test_failing_handler_answers_and_keeps_serving(tg: tuple[FakeTelegram,
     async def broken(*a: Any, **kw: Any) -> Any:
         raise RuntimeError("index exploded")
 
-    monkeypatch.setattr("bot.search.search", broken)
+    monkeypatch.setattr("bot.commands.search.search", broken)
     assert await say(fake, "/search 苹果", 1) == "Something went wrong. Please try again later."
     assert await say(fake, "/search 苹果", 1, chat_id=50, language_code="zh") == "出了点问题，请稍后再试。"
     assert "index exploded" in caplog.text
@@ -241,13 +241,13 @@ async def test_send_errors_are_classified(tg: tuple[FakeTelegram, Any, Any], kin
     fake, _, adapter = tg
     fake.fail_chat(42, kind)
     with pytest.raises(SendError) as e:
-        await adapter.send("42", adapter.render(commands.Reply("hello"))[0])
+        await adapter.send("42", adapter.render(Reply("hello"))[0])
     assert e.value.kind == expected
 
 
 async def test_send_transient_flood_and_migration(tg: tuple[FakeTelegram, Any, Any]) -> None:
     fake, _, adapter = tg
-    payload = adapter.render(commands.Reply("hello"))[0]
+    payload = adapter.render(Reply("hello"))[0]
     fake.inject("flood", retry_after=7)
     with pytest.raises(SendError) as e:
         await adapter.send("42", payload)
@@ -271,7 +271,7 @@ async def test_send_works_without_start(db_url: str, tmp_path: Path, monkeypatch
     monkeypatch.setenv("TG_TOKEN", TOKEN)
     app, adapter = await _app(db_url, tmp_path, fake_tg, start=False)
     try:
-        mid = await adapter.send("42", adapter.render(commands.Reply("<b>&</b>"))[0])
+        mid = await adapter.send("42", adapter.render(Reply("<b>&</b>"))[0])
         assert mid == str(fake_tg.messages(chat_id=42)[0].message_id)
         assert fake_tg.messages(chat_id=42)[0].visible_text == "<b>&</b>"
     finally:

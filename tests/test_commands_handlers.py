@@ -1,21 +1,23 @@
-"""bot/commands.py: the platform-neutral handlers, called directly with an Incoming."""
+"""bot/commands/: the platform-neutral handlers, called directly with an Incoming."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bot import commands
-from bot.adapters.base import Incoming
+from bot.commands.context import Ctx, Usage
+from bot.commands.search import _decode_page, _encode_page
+from bot.commands.user_limits import UserRateLimiter
 from bot.ingest import run_ingest
-from bot.model import Digest, DigestEntry, Filters
-from bot.ratelimit_users import UserRateLimiter
+from bot.model import Digest, DigestEntry, Filters, Incoming
 from bot.store import subscriptions as subs
 from tests.test_adapters_support import fake_search, folder_source, open_app, write_articles
 
@@ -64,7 +66,7 @@ async def test_digest_now_returns_the_composed_digest(app: Any, monkeypatch: pyt
             sub.filters.include else []
         return Digest(sub.locale, sub.timezone, datetime.now(UTC), entries, heading="h")
 
-    monkeypatch.setattr("bot.digest.compose", compose)
+    monkeypatch.setattr("bot.commands.digest.compose", compose)
     r = await commands.handle(app, inc("digest"))
     assert r.digest is not None and r.text == "" and r.digest.entries[0].headline == "头条"
     assert seen[-1].id is None and seen[-1].locale == "en"  # not subscribed: the defaults, not stored
@@ -93,7 +95,7 @@ async def test_search_pages_and_caps_the_query(app: Any, monkeypatch: pytest.Mon
     assert r.ephemeral and len(r.items) == 2 and r.buttons == []
     assert r.text == "Results for “苹果” (1–2 of 2):"
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr("bot.search.search", fake_search(9, calls))
+    monkeypatch.setattr("bot.commands.search.search", fake_search(9, calls))
     long = "苹果" * 150  # 300 characters; the cap is 200
     r = await commands.handle(app, inc("search", long))
     assert calls[-1]["query"] == "苹果" * 100 and calls[-1]["max_chars"] == 200
@@ -147,7 +149,7 @@ async def test_rate_limit_and_errors_are_localised(app: Any, monkeypatch: pytest
     async def boom(*a: Any, **k: Any) -> Any:
         raise KeyError("x")
 
-    monkeypatch.setattr("bot.search.search", boom)
+    monkeypatch.setattr("bot.commands.search.search", boom)
     r = await commands.handle(app, inc("search", "x", user_id="u2"))
     assert r.text == "Something went wrong. Please try again later."
 
@@ -174,9 +176,9 @@ def test_filter_args() -> None:
     assert f2.exclude_outlets == []
     assert commands.apply_filter_args(f2, "clear") == Filters()
     for bad in ("+", "source:", "-"):
-        with pytest.raises(commands.Usage):
+        with pytest.raises(Usage):
             commands.apply_filter_args(Filters(), bad)
-    with pytest.raises(commands.Usage):
+    with pytest.raises(Usage):
         commands.apply_filter_args(Filters(), "x" * 41)
 
 
@@ -184,7 +186,7 @@ def test_filter_args() -> None:
 def test_filter_args_any_text(text: str) -> None:
     try:
         f = commands.apply_filter_args(Filters(), text)
-    except commands.Usage:
+    except Usage:
         return
     # Nothing is in both an include and an exclude list, and nothing is empty.
     assert not set(f.include) & set(f.exclude)
@@ -195,12 +197,12 @@ def test_filter_args_any_text(text: str) -> None:
 @given(st.text(min_size=1, max_size=60))
 def test_page_buttons_fit_telegram(query: str) -> None:
     class A:
-        pass
+        search_tokens: ClassVar[OrderedDict[str, str]] = OrderedDict()
 
-    ctx = commands.Ctx(A(), inc("search"), None, "en")
-    value = commands._encode_page(ctx, 15, query)
+    ctx = Ctx(A(), inc("search"), None, "en")  # type: ignore[arg-type]
+    value = _encode_page(ctx, 15, query)
     assert len(f"search:{value}".encode()) <= 64
-    assert commands._decode_page(ctx, value) == (15, query)
+    assert _decode_page(ctx, value) == (15, query)
 
 
 async def test_unknown_command_in_the_subscription_language(app: Any) -> None:
@@ -215,7 +217,7 @@ def test_strings_match_across_locales() -> None:
     import json
     import string
 
-    root = Path(commands.__file__).parent / "i18n"
+    root = Path(commands.__file__).parent.parent / "i18n"
     zh = json.loads((root / "commands.zh-CN.json").read_text(encoding="utf-8"))
     en = json.loads((root / "commands.en.json").read_text(encoding="utf-8"))
     assert set(zh) == set(en)

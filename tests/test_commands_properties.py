@@ -8,12 +8,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot import commands
-from bot.adapters.base import Incoming
+from bot.commands.dispatch import ALIASES
 from bot.i18n import t
-from bot.model import Reply
+from bot.model import Incoming, Reply
 from tests.test_adapters_support import open_app
 
-NAMES = [*commands.COMMAND_NAMES, *commands.ALIASES, "frob", ""]
+NAMES = [*commands.COMMAND_NAMES, *ALIASES, "frob", ""]
 WORDS = ["time", "tz", "lang", "max", "clear", "+苹果", "-广告", "source:亿欧", "08:00", "25:99",
          "Europe/London", "en", "zh-CN", "99", "0:苹果", "~abc", "5:", ":", "—", "\u200b", "＋", "source:",
          "\x00", "苹果\x00"]

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import outbox
 from bot.config import load_settings
+from bot.delivery import queue as outbox
 from bot.store import subscriptions as subs
 from bot.store.db import Store
 from tests.fakes.telegram import FakeTelegram

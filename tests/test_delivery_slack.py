@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot import outbox
 from bot.app import App
 from bot.config import load_settings
+from bot.delivery import queue as outbox
 from bot.delivery.worker import DeliveryWorker
 from bot.store import subscriptions as subs
 from tests.fakes.slack import FakeSlack

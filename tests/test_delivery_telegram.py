@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from bot import outbox
 from bot.app import App
 from bot.config import load_settings
+from bot.delivery import enqueue
+from bot.delivery import queue as outbox
 from bot.delivery.worker import DeliveryWorker
 from bot.store import subscriptions as subs
 from tests.delivery_helpers import Composer, add_sub
@@ -31,14 +32,14 @@ def _config(db_url: str, base_url: str, *, max_attempts: int = 5, bot_rate: floa
 database: {{url: "{db_url}"}}
 sources: []
 adapters:
+  # Groups: 20 per 2 s on both sides (instead of per minute) keeps the tests short.
   telegram: {{token: "${{TG_TEST_TOKEN}}", base_url: "{base_url}", request_timeout: 1.5,
-             register_commands: false}}
+             register_commands: false,
+             rate_limits: {{per_bot_per_second: {bot_rate}, per_group_per_minute: 600}}}}
 delivery:
   max_attempts: {max_attempts}
   backoff_base: 0.05
   backoff_max: 0.2
-  # Groups: 20 per 2 s on both sides (instead of per minute) keeps the tests short.
-  telegram: {{per_bot_per_second: {bot_rate}, per_group_per_minute: 600}}
 """
 
 
@@ -252,7 +253,7 @@ async def test_real_renderer_digest_through_enqueue_digest(db_url):
         try:
             sid = await add_sub(app.store, "telegram", "9001")
             comp = Composer(parts=3)
-            n = await outbox.enqueue_digest(app, sid, composer=comp.compose, recorder=comp.record)
+            n = await enqueue.enqueue_digest(app, sid, composer=comp.compose, recorder=comp.record)
             assert n >= 1
             await _drain(app)
             msgs = fake.messages(9001)

@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot import outbox
-from bot.adapters.base import SendError
+from bot.delivery import enqueue
+from bot.delivery import queue as outbox
 from bot.delivery.worker import DeliveryWorker
+from bot.model import SendError
 from bot.store import subscriptions as subs
 from tests.delivery_helpers import Composer, FakeAdapter, add_sub, fast_settings, make_app, sub_row
 
@@ -17,7 +18,7 @@ async def _queue(app, composer, chat_ids, **kw):
     ids = {}
     for c in chat_ids:
         ids[c] = await add_sub(app.store, "telegram", c, **kw)
-        await outbox.enqueue_digest(app, ids[c], composer=composer.compose, recorder=composer.record)
+        await enqueue.enqueue_digest(app, ids[c], composer=composer.compose, recorder=composer.record)
     return ids
 
 
@@ -47,7 +48,7 @@ async def test_window_advances_with_the_queue_and_only_once(store):
     composer = Composer()
     sid = await add_sub(store, "telegram", "7")
     now = datetime.now(UTC)
-    assert await outbox.enqueue_digest(app, sid, now=now, composer=composer.compose,
+    assert await enqueue.enqueue_digest(app, sid, now=now, composer=composer.compose,
                                        recorder=composer.record) == 1
     row = await sub_row(store, sid)
     assert row.last_digest_at == now.replace(microsecond=row.last_digest_at.microsecond)
@@ -55,14 +56,14 @@ async def test_window_advances_with_the_queue_and_only_once(store):
     _, start, end = composer.calls[0]
     assert end - start == timedelta(hours=app.settings.digest.lookback_hours)
     # Same instant again: nothing new is queued.
-    assert await outbox.enqueue_digest(app, sid, now=now, composer=composer.compose,
+    assert await enqueue.enqueue_digest(app, sid, now=now, composer=composer.compose,
                                        recorder=composer.record) == 0
     later = now + timedelta(hours=1)
-    assert await outbox.enqueue_digest(app, sid, now=later, composer=composer.compose,
+    assert await enqueue.enqueue_digest(app, sid, now=later, composer=composer.compose,
                                        recorder=composer.record) == 1
     # The next window starts where the last ended (minus the overlap the deliveries table absorbs).
     _, start2, _ = composer.calls[-1]
-    assert start2 == row.last_digest_at - outbox.WINDOW_OVERLAP
+    assert start2 == row.last_digest_at - enqueue.WINDOW_OVERLAP
     assert (await outbox.status(store))["pending"] == 2
 
 
@@ -79,7 +80,7 @@ async def test_a_racing_compose_queues_nothing(store):
             return await super().compose(app, sub, now=now, window_start=window_start)
 
     r = Racer()
-    assert await outbox.enqueue_digest(app, sid, now=now, composer=r.compose, recorder=r.record) == 0
+    assert await enqueue.enqueue_digest(app, sid, now=now, composer=r.compose, recorder=r.record) == 0
     assert (await outbox.status(store))["pending"] == 0
 
 

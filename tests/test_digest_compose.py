@@ -9,7 +9,9 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.config import load_settings
-from bot.digest import compose, keyword_matches, outlets_label, preview, record_delivered
+from bot.digest import compose, record_delivered
+from bot.digest.select import keyword_matches
+from bot.i18n.format import outlets_label
 from bot.model import Filters
 from bot.store.tables import deliveries, subscriptions
 from tests.digest_helpers import NOW, Art, add_articles, add_story, add_subscription
@@ -207,18 +209,18 @@ async def test_english_locale_and_zone(store) -> None:
 async def test_preview_defaults_and_formats(store) -> None:
     await _three(store)
     app = _app(store)
-    text = await preview(app, fmt="text", now=NOW)
+    text = await app.preview_digest(fmt="text", now=NOW)
     assert len(text) == 1 and "苹果携手阿里巴巴" in text[0]["text"]
-    tg = await preview(app, fmt="telegram", locale="en", now=NOW)
+    tg = await app.preview_digest(fmt="telegram", locale="en", now=NOW)
     assert tg[0]["parse_mode"] == "HTML" and "News digest" in tg[0]["text"]
-    sl = await preview(app, fmt="slack", now=NOW)
+    sl = await app.preview_digest(fmt="slack", now=NOW)
     assert sl[0]["blocks"][0]["type"] == "header"
     with pytest.raises(ValueError, match="unknown digest format"):
-        await preview(app, fmt="pdf", now=NOW)
+        await app.preview_digest(fmt="pdf", now=NOW)
 
 
 async def test_empty_store_previews_empty_digest(store) -> None:
-    out = await preview(_app(store), fmt="text", locale="en", now=NOW)
+    out = await _app(store).preview_digest(fmt="text", locale="en", now=NOW)
     assert "No new stories" in out[0]["text"]
 
 

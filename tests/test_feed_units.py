@@ -15,10 +15,11 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import net
 from bot.config import FeedSourceConfig, Settings
+from bot.i18n import language_tag
+from bot.sources import address_guard as net
 from bot.sources.base import SourceState
-from bot.sources.feed import FeedSource, choose_lang, norm_lang
+from bot.sources.feed import FeedSource, choose_lang
 from bot.sources.feed_parse import FeedError, parse_date, parse_feed
 from bot.text.html import html_to_text
 
@@ -225,7 +226,7 @@ def test_missing_and_future_dates_use_fetch_time() -> None:
 @pytest.mark.parametrize(("code", "norm"), [("zh-cn", "zh-CN"), ("zh_Hans", "zh-CN"), ("en-US", "en"),
                                             ("EN", "en"), ("ja", "ja"), (None, ""), ("", "")])
 def test_norm_lang(code: str | None, norm: str) -> None:
-    assert norm_lang(code) == norm
+    assert language_tag(code) == norm
 
 
 def test_choose_lang_lets_the_text_overrule_a_cms_default() -> None:

@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.sources.base import SourceState
-from bot.sources.folder import FolderSource, ParseParams, build_article, decode, parse_file, read_front_matter
+from bot.sources.folder import FolderSource, ParseParams, parse_file
+from bot.sources.folder_parse import build_article, decode, read_front_matter
 from tests.ingest_helpers import article_text, cli, cli_json, write, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,7 +153,7 @@ def test_any_front_matter_is_read_or_rejected_quickly(tmp_path_factory: pytest.T
 
 
 def test_front_matter_over_the_cap_is_rejected() -> None:
-    from bot.sources.folder import Reject
+    from bot.sources.folder_parse import Reject
     from bot.sources.front_matter import MAX_CHARS
 
     block = "title: x\n" + "".join(f"k{i}: [a, b]\n" for i in range(MAX_CHARS // 10))

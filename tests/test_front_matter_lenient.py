@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.sources.folder import Reject, read_front_matter
+from bot.sources.folder_parse import Reject, read_front_matter
 from bot.sources.front_matter import flat_block
 from tests.ingest_helpers import cli_json, write, write_config
 

@@ -11,16 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.config import load_settings
+from bot.model import content_hash
 from bot.sources.base import SourceState
-from bot.sources.folder import (
-    FolderSource,
-    Reject,
-    build_article,
-    content_hash,
-    decode,
-    parse_date,
-    split_front_matter,
-)
+from bot.sources.folder import FolderSource
+from bot.sources.folder_parse import Reject, build_article, decode, parse_date, split_front_matter
 from tests.ingest_helpers import BROKEN, ODD, article_text, write
 
 SH = ZoneInfo("Asia/Shanghai")

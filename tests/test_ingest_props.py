@@ -124,7 +124,7 @@ def _render(meta: dict) -> str:
 @settings(max_examples=150, deadline=None)
 @given(st.dictionaries(simple_keys, simple_values, max_size=8))
 def test_flat_front_matter_reads_exactly_as_yaml(meta: dict) -> None:
-    from bot.sources.folder import simple_yaml
+    from bot.sources.folder_parse import simple_yaml
 
     fm = _render(meta)
     fast = simple_yaml(fm)
@@ -140,7 +140,7 @@ def test_flat_front_matter_reads_exactly_as_yaml(meta: dict) -> None:
 @settings(max_examples=150, deadline=None)
 @given(st.text(st.sampled_from(list('ab:- "\'\n#[]{}01tTn~\\\x85\u00e9中')), max_size=60))
 def test_flat_reader_never_disagrees_with_yaml(fm: str) -> None:
-    from bot.sources.folder import simple_yaml
+    from bot.sources.folder_parse import simple_yaml
 
     fast = simple_yaml(fm)
     if fast is None:

@@ -131,9 +131,9 @@ async def test_one_article_with_a_constraint_error_keeps_its_neighbours(
     folder = _folder(tmp_path / "articles", 6)
     settings = load_settings(text=f'database: {{url: "{db_url}"}}\n'
                                   f'sources:\n  - {{name: local, type: folder, path: "{folder}"}}\n')
-    import bot.search
+    import bot.ingest
 
-    real_index = bot.search.index_articles
+    real_index = bot.ingest.index_articles
 
     async def index(conn: Any, arts: list[Any]) -> Any:
         if any(a.path == "0002.md" for a in arts):
@@ -143,7 +143,7 @@ async def test_one_article_with_a_constraint_error_keeps_its_neighbours(
             await conn.execute(text("UPDATE articles SET story_id = -424242 WHERE path = '0002.md'"))
         return await real_index(conn, arts)
 
-    monkeypatch.setattr(bot.search, "index_articles", index)
+    monkeypatch.setattr(bot.ingest, "index_articles", index)
     app = await App.open(settings)
     try:
         report = await run_ingest(app)

@@ -18,7 +18,7 @@ from bot.adapters.console.render import render as console_render
 from bot.adapters.slack.limits import check_message as slack_check
 from bot.adapters.slack.render import render as slack_render
 from bot.adapters.telegram.render import render as telegram_render
-from bot.digest import heading, outlet_name, zone
+from bot.i18n.format import heading, outlet_name, zone
 from bot.model import Button, Digest, DigestEntry, Reply, ResultItem
 from tests.fakes.slack import validate_blocks
 from tests.fakes.telegram_html import parse_telegram_html, visible_length

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot import outbox
+from bot.delivery import enqueue
 from bot.model import Digest, DigestEntry, Subscription
 from bot.scheduler import (
     Scheduler,
@@ -123,7 +123,7 @@ async def test_no_gap_no_repeat_across_restarts_and_quiet_hours(store):
     comp = WindowComposer(items)
 
     async def run(sub_id, now):
-        return await outbox.enqueue_digest(app, sub_id, now=now, composer=comp.compose, recorder=comp.record)
+        return await enqueue.enqueue_digest(app, sub_id, now=now, composer=comp.compose, recorder=comp.record)
 
     clock = t0
     # Process 1 runs its jobs for a day, then dies.

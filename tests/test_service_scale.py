@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.leases import LEADER, holder_of
 from bot.store.db import Store
+from bot.store.leases import LEADER, holder_of
 from tests.fakes.telegram import FakeTelegram
 from tests.test_crash_delivery import TOKEN, _check, _outbox_json, _prefill, _write_config
 

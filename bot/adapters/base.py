@@ -1,87 +1,94 @@
-"""The adapter protocol and the registry fed by the ``digestbot.adapters`` entry points.
+"""The adapter protocol, its context, and the registry fed by the ``digestbot.adapters`` entry points.
 
-An adapter owns one chat platform: its I/O and (beside it) its rendering. The core
-hands it neutral values (``Digest``, ``Reply``) and receives neutral commands.
+An adapter owns one chat platform: its I/O and (beside it) its rendering. The core hands it
+neutral values (``Digest``, ``Reply``) and receives neutral commands (``Incoming``). It gets a
+small ``AdapterContext``, not the app: the default locale and a way to report what happened
+to a chat (``ChatMigrated``, ``BotRemoved``); the core turns those events into store changes.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from bot.model import Digest, Reply
+from bot.delivery.ratelimit import RateLimits
+from bot.model import Digest, Incoming, Reply, SendError, SendErrorKind
 
-if TYPE_CHECKING:
-    from bot.app import App
+__all__ = [
+    "ENTRY_POINT_GROUP", "Adapter", "AdapterConfig", "AdapterContext", "AdapterEvent", "BotRemoved",
+    "ChatMigrated", "CommandHandler", "Incoming", "RateLimits", "SendError", "SendErrorKind",
+    "create_adapter", "registry",
+]
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "digestbot.adapters"
-_BUILTIN = {
-    "console": "bot.adapters.console.adapter:ConsoleAdapter",
-    "telegram": "bot.adapters.telegram.adapter:TelegramAdapter",
-    "slack": "bot.adapters.slack.adapter:SlackAdapter",
-}
 
 
 class AdapterConfig(BaseModel):
-    """Base of every adapter's own config section; unknown keys are errors."""
+    """Base of every adapter's own config section; unknown keys are errors.
+
+    ``rate_limits`` is what delivery keeps to for this adapter; a platform sets its own
+    defaults by overriding the field, and a user may change them in the adapter's section."""
 
     model_config = ConfigDict(extra="forbid")
 
-
-@dataclass(slots=True)
-class Incoming:
-    """A command as it arrived from a chat, stripped of platform specifics."""
-
-    adapter: str
-    chat_id: str
-    user_id: str
-    command: str  # "search", "subscribe", ... (no slash, no bot suffix)
-    args: str = ""
-    chat_type: str = "private"  # private | group | supergroup | channel
-    language_code: str | None = None
-    is_admin: bool = True  # whether the user may change this chat's settings
-    message_id: str | None = None  # for edits (paging buttons)
-    callback: bool = False  # came from an inline button
-    extra: dict[str, Any] = field(default_factory=dict)
+    rate_limits: RateLimits | None = None  # None: not limited on our side (the console)
 
 
 CommandHandler = Callable[[Incoming], Awaitable[Reply]]
 
 
-class SendError(Exception):
-    """A send failed; ``kind`` tells delivery what to do about it.
+@dataclass(frozen=True, slots=True)
+class ChatMigrated:
+    """The platform moved a chat to a new id (a Telegram group became a supergroup)."""
 
-    kinds: ``retry_after`` (obey ``retry_after`` seconds), ``transient`` (retry with
-    backoff), ``blocked`` / ``kicked`` / ``deactivated`` / ``not_found`` (retire the
-    subscription), ``migrated`` (move to ``new_chat_id``), ``markup`` (resend as plain
-    text), ``fatal`` (dead-letter now).
-    """
+    adapter: str
+    chat_id: str
+    new_chat_id: str
 
-    def __init__(self, kind: str, message: str, *, retry_after: float | None = None,
-                 new_chat_id: str | None = None):
-        super().__init__(message)
-        self.kind = kind
-        self.retry_after = retry_after
-        self.new_chat_id = new_chat_id
+
+@dataclass(frozen=True, slots=True)
+class BotRemoved:
+    """The bot can no longer post to a chat (kicked, left, blocked)."""
+
+    adapter: str
+    chat_id: str
+    reason: str
+
+
+AdapterEvent = ChatMigrated | BotRemoved
+
+
+async def _ignore(event: AdapterEvent) -> None:
+    log.debug("adapter event without a listener: %s", event)
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterContext:
+    """What an adapter may know of the process that runs it."""
+
+    default_locale: str = "zh-CN"
+    report: Callable[[AdapterEvent], Awaitable[None]] = _ignore
 
 
 @runtime_checkable
 class Adapter(Protocol):
     """What every chat platform implements. Adapters are constructed with
-    ``(name, config, app)`` and must not touch the network before ``start()`` or ``send()``
+    ``(name, config, context)`` and must not touch the network before ``start()`` or ``send()``
     (``send`` works without ``start``: ``digestbot digest --send`` only sends).
 
     Optional extras the built-ins offer and the core uses when present:
-    ``edit(chat_id, message_id, payload)`` (replace an earlier message; raises ``SendError``)
-    and a static ``normalise_chat_id(chat_id) -> (chat_id, chat_type)`` that raises
-    ``ValueError`` for an id the platform cannot have (``digestbot subscriptions add``)."""
+    ``edit(chat_id, message_id, payload)`` (replace an earlier message; raises ``SendError``),
+    ``start_send_only()`` (set-up for sending without receiving), a static
+    ``normalise_chat_id(chat_id) -> (chat_id, chat_type)`` that raises ``ValueError`` for an id
+    the platform cannot have (``digestbot subscriptions add``), and a static
+    ``render_preview(digest)`` for ``digestbot digest --preview --format NAME``."""
 
     name: str
     config_model: ClassVar[type[AdapterConfig]]
@@ -101,26 +108,22 @@ class Adapter(Protocol):
         ...
 
 
-AdapterFactory = Any  # a class with ``config_model`` and ``__init__(name, config, app)``
+AdapterFactory = Any  # a class with ``config_model`` and ``__init__(name, config, context)``
 
 
 def registry() -> dict[str, AdapterFactory]:
-    """Adapters by name: built-ins first, then installed entry points (which may override)."""
-    from importlib import import_module
-
+    """Adapters by name, from the installed ``digestbot.adapters`` entry points (the built-ins
+    are declared there too, in pyproject.toml)."""
     found: dict[str, AdapterFactory] = {}
-    targets = dict(_BUILTIN)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        targets[ep.name] = ep.value
-    for name, target in targets.items():
-        module, _, attr = target.partition(":")
         try:
-            found[name] = getattr(import_module(module), attr)
+            found[ep.name] = ep.load()
         except Exception as exc:  # a broken third-party plugin must not stop the bot
-            log.warning("adapter %s (%s) cannot be loaded: %s", name, target, exc)
+            log.warning("adapter %s (%s) cannot be loaded: %s", ep.name, ep.value, exc)
     return found
 
 
-def create_adapter(name: str, config: AdapterConfig, app: App) -> Adapter:
+def create_adapter(name: str, config: AdapterConfig, context: AdapterContext) -> Adapter:
     factory = registry()[name]
-    return factory(name, config, app)
+    adapter: Adapter = factory(name, config, context)
+    return adapter

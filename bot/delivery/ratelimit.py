@@ -15,11 +15,23 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 Clock = Callable[[], float]
 
 # Group-like chats share Telegram's per-group limit (20 msg/min).
 GROUP_TYPES = frozenset({"group", "supergroup", "channel"})
 SMOOTH = 0.8
+
+
+class RateLimits(BaseModel):
+    """One platform's send limits; each adapter's config model carries its own (``rate_limits``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    per_bot_per_second: float = Field(default=30.0, gt=0)
+    per_chat_per_second: float = Field(default=1.0, gt=0)
+    per_group_per_minute: float = Field(default=20.0, gt=0)
 
 
 class Slot:
@@ -123,9 +135,8 @@ def _shape(rate: float, per: float) -> tuple[int, float]:
 class Limits:
     """All limiters of one process: one per adapter (the bot) and one per chat.
 
-    ``limits`` maps an adapter name to an object with ``per_bot_per_second``,
-    ``per_chat_per_second`` and ``per_group_per_minute`` (``settings.delivery.<adapter>``);
-    adapters without an entry are not limited (the console).
+    ``limits`` maps an adapter name to its ``RateLimits`` (or any object with the same three
+    fields); adapters without an entry are not limited (the console).
     """
 
     def __init__(self, limits: dict[str, Any], *, margin: float = 0.005, clock: Clock = time.monotonic):

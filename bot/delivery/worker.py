@@ -19,10 +19,14 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot import outbox
-from bot.adapters.base import SendError
+from sqlalchemy import select, update
+
+from bot.delivery import queue as outbox
+from bot.delivery.queue import Row, utcnow
 from bot.delivery.ratelimit import Limits, Permit
-from bot.outbox import Row, utcnow
+from bot.model import RETIRE_KINDS, SendError, SendErrorKind
+from bot.store import subscriptions as subs
+from bot.store.tables import outbox as t_out
 
 if TYPE_CHECKING:
     from bot.adapters.base import Adapter
@@ -30,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RETIRE_KINDS = frozenset({"blocked", "kicked", "deactivated", "not_found"})
 # How long a claim holds before another process may take the row over.
 CLAIM_TTL = 30.0
 # Renew a claim that has less than this left before sending under it.
@@ -38,9 +41,8 @@ RENEW_BELOW = 10.0
 
 
 def limits_for(app: App) -> Limits:
-    delivery = app.settings.delivery
-    table = {name: getattr(delivery, name) for name in ("telegram", "slack") if hasattr(delivery, name)}
-    return Limits(table)
+    """Each adapter's limits, from its own config model."""
+    return Limits(app.rate_limits())
 
 
 async def start_send_only(adapter: Adapter) -> None:
@@ -64,8 +66,9 @@ class DeliveryWorker:
         if capacity is None:
             # Enough sends queued to keep the fastest bot limit busy for ~2 s, no more: claims
             # are leases, and a long queue behind the rate limiter would only age them.
-            fastest = max([float(getattr(app.settings.delivery, a).per_bot_per_second)
-                           for a in self.adapters if hasattr(app.settings.delivery, a)] or [16.0])
+            configured = app.rate_limits()
+            fastest = max([float(configured[a].per_bot_per_second) for a in self.adapters if a in configured]
+                          or [16.0])
             capacity = max(8, int(fastest * 2))
         self.capacity = capacity
         self.claim_ttl = claim_ttl
@@ -223,15 +226,14 @@ class DeliveryWorker:
             log.warning("send of outbox #%d to %s:%s raised %s: %s", row.id, row.adapter, row.chat_id,
                         type(exc).__name__, exc)
             self._metric("send_failures", row.adapter, "transient")
-            await self._failed(row, SendError("transient", f"{type(exc).__name__}: {exc}"))
+            await self._failed(row, SendError(SendErrorKind.TRANSIENT, f"{type(exc).__name__}: {exc}"))
             return
         await outbox.mark_sent(self.app.store, row.id, message_id)
         self.counts["sent"] += 1
         self._metric("messages_sent", row.adapter)
 
     def _metric(self, name: str, *labels: str) -> None:
-        metrics = getattr(self.app, "metrics", None)
-        counter = getattr(metrics, name, None) if metrics is not None else None
+        counter = getattr(self.app.metrics, name, None)
         if counter is not None:
             with contextlib.suppress(Exception):
                 counter.labels(*labels).inc()
@@ -243,7 +245,7 @@ class DeliveryWorker:
         reason = f"{kind}: {exc}"
         store = self.app.store
         now = utcnow()
-        if kind == "retry_after":
+        if kind == SendErrorKind.RETRY_AFTER:
             seconds = max(0.5, float(exc.retry_after or 1.0))
             self.counts["retry_after"] += 1
             self._metric("rate_limited", row.adapter)
@@ -255,7 +257,7 @@ class DeliveryWorker:
             await outbox.reschedule(store, row.id, at=now + timedelta(seconds=seconds), error=reason,
                                     count_attempt=False)
             return
-        if kind == "transient":
+        if kind == SendErrorKind.TRANSIENT:
             self.counts["transient"] += 1
             attempts = row.attempts + 1
             if attempts >= self.app.settings.delivery.max_attempts:
@@ -266,7 +268,7 @@ class DeliveryWorker:
                      exc, attempts, delay)
             await outbox.reschedule(store, row.id, at=now + timedelta(seconds=delay), error=reason)
             return
-        if kind == "markup":
+        if kind == SendErrorKind.MARKUP:
             # Our renderer produced something the platform refuses: a bug worth an error log.
             log.error("%s rejected the markup of outbox #%d (%s); resending as plain text", row.adapter,
                       row.id, exc)
@@ -276,7 +278,7 @@ class DeliveryWorker:
             await outbox.reschedule(store, row.id, at=now, error=reason,
                                     values={"payload": row.plain_payload, "plain_payload": None})
             return
-        if kind == "migrated" and exc.new_chat_id:
+        if kind == SendErrorKind.MIGRATED and exc.new_chat_id:
             await self._migrated(row, str(exc.new_chat_id), reason)
             return
         if kind in RETIRE_KINDS:
@@ -305,15 +307,10 @@ class DeliveryWorker:
         self.counts["dead"] += 1
 
     async def _retire(self, row: Row, kind: str, reason: str) -> None:
-        from sqlalchemy import select
-
-        from bot.store import subscriptions as subs
-        from bot.store.tables import outbox as t_out
-
         async with self.app.store.begin() as conn:
-            rest = (await conn.execute(select(t_out.c.id).where(
+            rest: list[int] = list((await conn.execute(select(t_out.c.id).where(
                 t_out.c.adapter == row.adapter, t_out.c.chat_id == row.chat_id,
-                t_out.c.status == outbox.PENDING, t_out.c.id != row.id))).scalars().all()
+                t_out.c.status == outbox.PENDING, t_out.c.id != row.id))).scalars().all())
             await outbox.mark_dead(conn, [row.id], reason)
             await outbox.mark_dead(conn, rest, f"not sent: subscription retired ({kind})",
                                    count_attempt=False)
@@ -324,11 +321,6 @@ class DeliveryWorker:
                     len(rest))
 
     async def _migrated(self, row: Row, new_chat_id: str, reason: str) -> None:
-        from sqlalchemy import update
-
-        from bot.store import subscriptions as subs
-        from bot.store.tables import outbox as t_out
-
         async with self.app.store.begin() as conn:
             await subs.move_chat(conn, row.adapter, row.chat_id, new_chat_id)
             await conn.execute(update(t_out).where(

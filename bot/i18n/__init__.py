@@ -23,6 +23,28 @@ def normalise_locale(code: str | None) -> str:
     return DEFAULT_LOCALE
 
 
+# Longest language tag an article keeps (a crawler's free text must not grow the column).
+LANG_MAX = 16
+
+
+def language_tag(code: str | None) -> str:
+    """An article's declared language in the codes the bot speaks: zh-CN and en for Chinese and
+    English in any spelling, any other tag as given, lower-cased ('zh_Hans' -> zh-CN, 'ja' -> ja)."""
+    if not code:
+        return ""
+    tag = code.strip().replace("_", "-").lower()
+    if tag.startswith("zh"):
+        return "zh-CN"
+    if tag.startswith("en"):
+        return "en"
+    return tag[:LANG_MAX]
+
+
+def language_key(code: str) -> str:
+    """The primary language of a tag, for matching a filter ('zh-CN' and 'zh' are both zh)."""
+    return code.replace("_", "-").split("-")[0].strip().lower()
+
+
 @cache
 def strings(locale: str) -> dict[str, str]:
     out: dict[str, str] = {}

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from bot.i18n import t
+from bot.i18n.format import format_day, outlet_name, outlets_label
 from bot.model import ResultItem, iso
+from bot.text.summary import cjk_punctuation
 
 SNIPPET_CHARS = 120
 _SPACE_RE = re.compile(r"\s+")
@@ -83,7 +85,7 @@ class SearchResults:
         lines = [t(locale, key, query=self.query, total=self.total)]
         for n, h in enumerate(self.items, start=self.offset + 1):
             lines.append(f"{n}. {h.title}")
-            lines.append(f"   {outlets_line(h, locale)} · {h.published_at:%Y-%m-%d}")
+            lines.append(f"   {outlets_line(h, locale)} · {format_day(h.published_at, UTC)}")
             if h.snippet:
                 lines.append(f"   {h.snippet}")
             if h.url:
@@ -93,13 +95,13 @@ class SearchResults:
             lines.append(t(locale, "search.more", next=self.offset + len(self.items) + 1, total=last))
         return "\n".join(lines)
 
-    def result_items(self, locale: str = "zh-CN") -> list[ResultItem]:
-        """Neutral list items for a command reply (one per story)."""
+    def result_items(self, locale: str = "zh-CN", tz: tzinfo = UTC) -> list[ResultItem]:
+        """Neutral list items for a command reply (one per story), dated in ``tz``."""
         return [
             ResultItem(
                 title=h.title,
                 url=h.url,
-                detail=f"{outlets_line(h, locale)} · {h.published_at:%Y-%m-%d}",
+                detail=f"{outlets_line(h, locale)} · {format_day(h.published_at, tz)}",
                 snippet=h.snippet,
             )
             for h in self.items
@@ -107,15 +109,13 @@ class SearchResults:
 
 
 def outlets_line(h: SearchHit, locale: str) -> str:
-    """'Solidot' / 'Solidot, 36氪 and 3 more' (the best article's outlet first)."""
-    names = [h.outlet, *[o for o in h.outlets if o != h.outlet]] if h.outlet else list(h.outlets)
-    names = [n for n in names if n]
+    """The hit's outlets by their display names, the best article's first, labelled as digests
+    label them ('腾讯新闻、亿欧等 5 家媒体' / 'QQ News, iyiou and 3 more')."""
+    raw = [h.outlet, *[o for o in h.outlets if o != h.outlet]] if h.outlet else list(h.outlets)
+    names = list(dict.fromkeys(outlet_name(locale, n) for n in raw if n.strip()))
     if not names:
         return ""
-    shown = names[:2]
-    rest = max(0, h.outlet_count - len(shown))
-    joined = t(locale, "search.list_sep").join(shown)
-    return t(locale, "search.outlets_more", outlets=joined, n=rest, total=h.outlet_count) if rest else joined
+    return outlets_label(locale, names, h.outlet_count)
 
 
 def make_snippet(body: str, words: list[str], width: int = SNIPPET_CHARS) -> str:
@@ -142,7 +142,8 @@ def make_snippet(body: str, words: list[str], width: int = SNIPPET_CHARS) -> str
         if cut > width * 2 // 3:
             piece = piece[:cut]
         piece = piece.rstrip() + "…"
-    return ("…" if start else "") + piece
+    # Chinese punctuation as written (the index holds NFKC text), as digests show it.
+    return cjk_punctuation(("…" if start else "") + piece)
 
 
 def _is_latin(c: str) -> bool:

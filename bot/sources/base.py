@@ -1,12 +1,15 @@
-"""What every source kind returns, and the registry of kinds."""
+"""What every source kind returns, and the rules all of them share."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
-from bot.model import Article
+from bot.model import Article, FileState, SourceState
+
+__all__ = ["FileState", "Rejection", "Source", "SourceResult", "SourceState", "future_date", "hostname"]
 
 # A date this far ahead of the pass is the source's mistake; it would pin the article to the top.
 FUTURE_SLACK = timedelta(days=1)
@@ -22,6 +25,15 @@ def future_date(published: datetime, now: datetime) -> str | None:
     return None
 
 
+def hostname(url: str | None) -> str:
+    """The host of ``url`` without ``www.``: the outlet's name when nothing else gives one."""
+    try:
+        host = urlsplit(url or "").hostname or ""
+    except ValueError:
+        return ""
+    return host.removeprefix("www.")
+
+
 @dataclass(slots=True)
 class Rejection:
     """An input that could not become an article: the file or URL, and why."""
@@ -32,24 +44,6 @@ class Rejection:
 
     def as_dict(self) -> dict[str, Any]:
         return {"where": self.where, "reason": self.reason}
-
-
-@dataclass(slots=True)
-class FileState:
-    mtime_ns: int
-    size: int
-    sha256: str
-    error: str | None = None  # a rejected file: its reason, reported again while the file is unchanged
-
-
-@dataclass(slots=True)
-class SourceState:
-    """What the store remembers about a source between passes."""
-
-    etag: str | None = None
-    last_modified: str | None = None
-    files: dict[str, FileState] = field(default_factory=dict)  # folder: POSIX path -> state
-    last_fetched_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -70,11 +64,3 @@ class Source(Protocol):
     name: str
 
     async def fetch(self, state: SourceState) -> SourceResult: ...
-
-
-def source_types() -> dict[str, Any]:
-    """Source kinds by config ``type``."""
-    from bot.sources.feed import FeedSource
-    from bot.sources.folder import FolderSource
-
-    return {"folder": FolderSource, "feed": FeedSource}

@@ -10,27 +10,30 @@ bad entry is a Rejection of its own and the others still count. Nothing here rai
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from urllib.parse import urljoin, urlsplit
+from typing import TYPE_CHECKING
+from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
 import httpx
 
-from bot.config import FeedSourceConfig, Settings
-from bot.model import Article
-from bot.net import AddressRefused, GuardedTransport, ResolveError, check_url
-from bot.sources.base import Rejection, SourceResult, SourceState, future_date
+from bot.i18n import language_tag
+from bot.model import Article, content_hash
+from bot.sources.address_guard import AddressRefused, GuardedTransport, ResolveError, check_url
+from bot.sources.base import Rejection, SourceResult, SourceState, future_date, hostname
 from bot.sources.feed_parse import FeedDoc, FeedEntry, FeedError, parse_date, parse_feed
 from bot.text.clean import detect_lang, nfkc
 from bot.text.html import html_to_text, one_line, plain_text
 from bot.text.redact import mask_userinfo, strip_userinfo
 from bot.text.urls import canonical_url
+
+if TYPE_CHECKING:
+    from bot.config import FeedSourceConfig, Settings
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +189,7 @@ class FeedSource:
         # otherwise end up in articles' links; reports name the feed with the password masked.
         feed_url = strip_userinfo(fetched_url)
         shown = mask_userinfo(fetched_url)
-        outlet = nfkc(self.config.outlet or one_line(html_to_text(doc.title)[0]) or _hostname(feed_url)
+        outlet = nfkc(self.config.outlet or one_line(html_to_text(doc.title)[0]) or hostname(feed_url)
                       or self.name).strip()[:OUTLET_MAX]
         for entry in doc.entries:
             where = entry.link or f"{shown}#entry-{entry.index + 1}"
@@ -264,38 +267,13 @@ def _http_url(url: str) -> str | None:
         return None
 
 
-def _hostname(url: str) -> str:
-    try:
-        return (urlsplit(url).hostname or "").removeprefix("www.")
-    except ValueError:
-        return ""
-
-
-def content_hash(title: str, body: str) -> str:
-    """sha256 of the whitespace-normalised title and body (an edit changes it; re-spacing does not)."""
-    norm = _WS_RE.sub(" ", nfkc(title)).strip() + "\n" + _WS_RE.sub(" ", nfkc(body)).strip()
-    return hashlib.sha256(norm.encode("utf-8")).hexdigest()
-
-
-def norm_lang(code: str | None) -> str:
-    """A feed's language tag in the codes the rest of the bot speaks (zh-CN, en, else as given)."""
-    if not code:
-        return ""
-    low = code.strip().replace("_", "-").lower()
-    if low.startswith("zh"):
-        return "zh-CN"
-    if low.startswith("en"):
-        return "en"
-    return low[:16]
-
-
 def choose_lang(declared: str | None, title: str, body: str) -> str:
     """The declared language, unless it is zh/en and the text plainly says the other one.
 
     Feed-level language tags are often a CMS default ("en-us" on a Chinese blog), so for the
     two languages the bot segments differently the text decides.
     """
-    lang = norm_lang(declared)
+    lang = language_tag(declared)
     detected = detect_lang(title + "\n" + body)
     if lang in ("", "zh-CN", "en"):
         return detected

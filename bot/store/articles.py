@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.model import Article
+from bot.model import Article, content_hash
 from bot.store.tables import articles, sources
 
 NEW, UPDATED, UNCHANGED = "new", "updated", "unchanged"
@@ -58,8 +58,6 @@ def validate(article: Article) -> None:
     for name in ("tags", "categories", "links"):
         setattr(article, name, [_clean_text(str(x)) for x in getattr(article, name) or []])
     if not article.content_hash:
-        from bot.sources.folder import content_hash
-
         article.content_hash = content_hash(article.title, article.body)
 
 

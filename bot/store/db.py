@@ -11,13 +11,21 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
-
-from bot.config import normalise_db_url
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def normalise_db_url(url: str) -> str:
+    """Pick the async driver for the dialect the user named."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        return "postgresql+asyncpg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    return url
 
 
 class Store:
@@ -126,8 +134,3 @@ def downgrade_to(connection: Any, revision: str) -> None:
     from alembic import command
 
     command.downgrade(_alembic_config(connection), revision)
-
-
-def new_engine_pool_free(url: str) -> AsyncEngine:
-    """An engine without pooling, for short-lived helpers (e.g. CLI one-shots)."""
-    return create_async_engine(normalise_db_url(url), poolclass=NullPool)

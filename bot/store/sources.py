@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.sources.base import FileState, SourceState
+from bot.model import FileState, SourceState
 from bot.store.tables import seen_files, sources
 
 
@@ -96,8 +96,3 @@ async def record_fetch(conn: AsyncConnection, source_id: int, *, fetched_at: dat
     if error is not None:
         values["last_error_at"] = fetched_at
     await conn.execute(update(sources).where(sources.c.id == source_id).values(**values))
-
-
-async def list_sources(conn: AsyncConnection) -> list[dict[str, Any]]:
-    res = await conn.execute(select(sources).order_by(sources.c.name))
-    return [dict(r._mapping) for r in res]

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.i18n import LOCALES
+from bot.i18n import LOCALES, normalise_locale
 from bot.model import Filters, Subscription
 from bot.store.tables import subscriptions as t_subs
 
@@ -79,8 +79,6 @@ def parse_times(value: str | Iterable[str]) -> list[str]:
 
 
 def validate_locale(value: str) -> str:
-    from bot.i18n import normalise_locale
-
     v = (value or "").strip()
     low = v.lower().replace("_", "-")
     if low in ("zh", "zh-cn", "zh-hans", "cn", "中文") or low.startswith("zh-"):
@@ -213,7 +211,9 @@ async def upsert(target: Store | AsyncConnection, sub: Subscription) -> Subscrip
                     res = await conn.execute(t_subs.insert().values(
                         adapter=sub.adapter, chat_id=sub.chat_id, created_at=now, updated_at=now,
                         **_values(sub)))
-                sub.id = res.inserted_primary_key[0]
+                pk = res.inserted_primary_key
+                assert pk is not None  # an INSERT of one row always has one
+                sub.id = pk[0]
             except IntegrityError:
                 row = (await conn.execute(select(t_subs.c.id).where(
                     t_subs.c.adapter == sub.adapter, t_subs.c.chat_id == sub.chat_id))).one()
@@ -239,9 +239,7 @@ def defaults(settings: Any, adapter: str, chat_id: str, *, chat_type: str = "pri
 
 
 def _adapter_hooks(app: App, adapter: str) -> Any:
-    from bot.adapters.base import registry
-
-    return registry().get(adapter)
+    return app.adapter_class(adapter)
 
 
 async def add_many(app: App, adapter: str, chat_ids: Iterable[str], *, locale: str | None = None,
@@ -275,7 +273,7 @@ async def add_many(app: App, adapter: str, chat_ids: Iterable[str], *, locale: s
                 sub.times = hours
             out.append(await upsert(conn, sub))
     for s in out:
-        await notify_changed(app, s)
+        await app.subscription_changed(s)
     return out
 
 
@@ -374,16 +372,3 @@ async def move_chat(target: Store | AsyncConnection, adapter: str, old_chat_id: 
 async def set_last_digest_at(target: Store | AsyncConnection, sub_id: int, at: datetime) -> None:
     async with _tx(target) as conn:
         await conn.execute(update(t_subs).where(t_subs.c.id == sub_id).values(last_digest_at=at))
-
-
-async def notify_changed(app: Any, sub: Subscription) -> None:
-    """Tell the scheduler (if one runs in this process) that a schedule may have changed."""
-    hook = getattr(app, "on_subscription_changed", None)
-    if hook is None:
-        return
-    try:
-        res = hook(sub)
-        if hasattr(res, "__await__"):
-            await res
-    except Exception:  # the change is stored; the scheduler also re-reads on its own cadence
-        log.exception("on_subscription_changed hook failed for subscription %s", sub.id)

@@ -10,14 +10,11 @@ import asyncio
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bot.adapters.base import AdapterConfig, CommandHandler, Incoming
-from bot.model import Digest, Reply
-
-if TYPE_CHECKING:
-    from bot.app import App
-
+from bot.adapters.base import AdapterConfig, AdapterContext, CommandHandler
+from bot.adapters.console.render import render, render_digest
+from bot.model import Digest, Incoming, Reply
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +28,10 @@ class ConsoleConfig(AdapterConfig):
 class ConsoleAdapter:
     config_model = ConsoleConfig
 
-    def __init__(self, name: str, config: ConsoleConfig, app: App):
+    def __init__(self, name: str, config: ConsoleConfig, context: AdapterContext):
         self.name = name
         self.config = config
-        self.app = app
+        self.context = context
         self._fd: int | None = None
         self._buf = b""
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -111,9 +108,11 @@ class ConsoleAdapter:
         except Exception:  # a bad line must not end the service
             log.exception("console command %r failed", line)
 
-    def render(self, value: Digest | Reply, *, plain: bool = False) -> list[dict[str, Any]]:
-        from bot.adapters.console.render import render
+    @staticmethod
+    def render_preview(digest: Digest) -> list[dict[str, Any]]:
+        return render_digest(digest)
 
+    def render(self, value: Digest | Reply, *, plain: bool = False) -> list[dict[str, Any]]:
         return render(value)
 
     async def send(self, chat_id: str, payload: dict[str, Any]) -> str | None:

@@ -6,7 +6,7 @@ import re
 import textwrap
 from typing import Any
 
-from bot.digest import entry_meta
+from bot.digest.format import entry_meta
 from bot.i18n import t
 from bot.model import Digest, Reply
 from bot.text.width import display_width

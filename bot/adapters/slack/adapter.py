@@ -15,15 +15,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from bot.adapters.base import AdapterConfig, CommandHandler, Incoming, SendError
-from bot.model import Digest, Reply
+from bot.adapters.base import AdapterConfig, AdapterContext, CommandHandler
+from bot.adapters.slack import render as r
+from bot.delivery.ratelimit import RateLimits
+from bot.i18n import t
+from bot.model import Digest, Incoming, Reply, SendError
 
 if TYPE_CHECKING:
     from aiohttp import web
     from slack_bolt.async_app import AsyncApp
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from bot.app import App
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,9 @@ ERROR_KINDS = {
 
 
 class SlackConfig(AdapterConfig):
+    # chat.postMessage: about 1 message per second per channel, short bursts allowed.
+    rate_limits: RateLimits | None = Field(default_factory=lambda: RateLimits(
+        per_bot_per_second=20.0, per_chat_per_second=1.0, per_group_per_minute=60.0))
     bot_token: SecretStr
     app_token: SecretStr | None = None
     signing_secret: SecretStr | None = None
@@ -137,10 +142,10 @@ def chat_type_of(channel_id: str, channel_name: str | None = None) -> str:
 class SlackAdapter:
     config_model = SlackConfig
 
-    def __init__(self, name: str, config: SlackConfig, app: App):
+    def __init__(self, name: str, config: SlackConfig, context: AdapterContext):
         self.name = name
         self.config = config
-        self.app = app
+        self.context = context
         self._client: AsyncWebClient | None = None
         self._bolt: AsyncApp | None = None
         self._socket: Any = None
@@ -297,9 +302,7 @@ class SlackAdapter:
             return await self._on_command(incoming)
         except Exception:  # commands.handle answers errors itself; this is the last guard
             log.exception("command handler failed for %s", incoming.command)
-            from bot.i18n import t
-
-            return Reply(t(self.app.settings.digest.locale, "commands.error"), ephemeral=True)
+            return Reply(t(self.context.default_locale, "commands.error"), ephemeral=True)
 
     def _response(self, reply: Reply) -> dict[str, Any]:
         payload = dict(self.render(reply)[0])
@@ -392,9 +395,11 @@ class SlackAdapter:
 
     # -- outgoing ---------------------------------------------------------------------------------
 
-    def render(self, value: Digest | Reply, *, plain: bool = False) -> list[dict[str, Any]]:
-        from bot.adapters.slack import render as r
+    @staticmethod
+    def render_preview(digest: Digest) -> list[dict[str, Any]]:
+        return list(r.render_digest(digest))
 
+    def render(self, value: Digest | Reply, *, plain: bool = False) -> list[dict[str, Any]]:
         if isinstance(value, Reply) and value.digest is not None:
             value = value.digest
         if isinstance(value, Digest):

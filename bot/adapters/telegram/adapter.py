@@ -18,15 +18,18 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from bot.adapters.base import AdapterConfig, CommandHandler, Incoming, SendError
-from bot.model import Digest, Reply
+from bot.adapters.base import AdapterConfig, AdapterContext, BotRemoved, ChatMigrated, CommandHandler
+from bot.adapters.telegram import render as r
+from bot.commands import descriptions, needs_admin
+from bot.delivery.ratelimit import RateLimits
+from bot.i18n import t
+from bot.model import Digest, Incoming, Reply, SendError
 
 if TYPE_CHECKING:
     from aiohttp import web
     from telegram import Update
     from telegram.ext import Application, ContextTypes, ExtBot
 
-    from bot.app import App
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,8 @@ REPLY_MAX_WAIT = 5.0  # seconds of retry_after an interactive reply waits out (m
 
 
 class TelegramConfig(AdapterConfig):
+    # ~30 msg/s per bot, 1 msg/s per chat, 20 msg/min per group (Telegram's bot FAQ).
+    rate_limits: RateLimits | None = Field(default_factory=RateLimits)
     token: SecretStr
     base_url: str = "https://api.telegram.org/bot"
     base_file_url: str = "https://api.telegram.org/file/bot"
@@ -111,10 +116,10 @@ def classify(exc: Exception) -> SendError:
 class TelegramAdapter:
     config_model = TelegramConfig
 
-    def __init__(self, name: str, config: TelegramConfig, app: App):
+    def __init__(self, name: str, config: TelegramConfig, context: AdapterContext):
         self.name = name
         self.config = config
-        self.app = app
+        self.context = context
         self._bot: ExtBot[Any] | None = None
         self._bot_ready = False
         self._application: Application[Any, Any, Any, Any, Any, Any] | None = None
@@ -230,10 +235,8 @@ class TelegramAdapter:
         """The command menu, once per client language (and a default for the others)."""
         from telegram import BotCommand
 
-        from bot.commands import descriptions
-
         bot = await self._ensure_bot()
-        default = self.app.settings.digest.locale
+        default = self.context.default_locale
         plans: list[tuple[str | None, str]] = [(lang, loc) for lang, loc in MENU_LANGUAGES.items()]
         plans.append((None, default))
         for lang, loc in plans:
@@ -293,8 +296,6 @@ class TelegramAdapter:
     # -- incoming ---------------------------------------------------------------------------------
 
     async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        from bot.commands import needs_admin
-
         msg = update.effective_message
         chat = update.effective_chat
         if msg is None or chat is None or not msg.text:
@@ -327,8 +328,6 @@ class TelegramAdapter:
         await self._answer(incoming, reply_to=msg.message_id if in_group else None)
 
     async def _on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        from bot.commands import needs_admin
-
         q = update.callback_query
         if q is None:
             return
@@ -359,24 +358,19 @@ class TelegramAdapter:
         await self._answer(incoming)
 
     async def _on_migrate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        from bot.store.subscriptions import move_chat
-
         msg = update.effective_message
         if msg is None or not msg.migrate_to_chat_id:
             return
-        await move_chat(self.app.store, self.name, str(msg.chat.id), str(msg.migrate_to_chat_id))
+        await self.context.report(ChatMigrated(self.name, str(msg.chat.id), str(msg.migrate_to_chat_id)))
 
     async def _on_my_member(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        from bot.store import subscriptions as subs
-
         change = update.my_chat_member
         if change is None:
             return
         status = change.new_chat_member.status
         if status in ("kicked", "left"):
-            sub = await subs.get(self.app.store, self.name, str(change.chat.id))
-            if sub is not None and sub.active and sub.id is not None:
-                await subs.retire(self.app.store, sub.id, "kicked" if status == "kicked" else "left the chat")
+            reason = "kicked" if status == "kicked" else "left the chat"
+            await self.context.report(BotRemoved(self.name, str(change.chat.id), reason))
 
     async def _is_admin(self, chat_id: int, user_id: int) -> bool:
         try:
@@ -392,9 +386,7 @@ class TelegramAdapter:
             reply = await self._on_command(incoming)
         except Exception:  # commands.handle answers errors itself; this is the last guard
             log.exception("command handler failed for %s", incoming.command)
-            from bot.i18n import t
-
-            reply = Reply(t(incoming.language_code or self.app.settings.digest.locale, "commands.error"))
+            reply = Reply(t(incoming.language_code or self.context.default_locale, "commands.error"))
         await self.deliver_reply(incoming.chat_id, reply, reply_to=reply_to)
 
     async def deliver_reply(self, chat_id: str, reply: Reply, *, reply_to: int | None = None) -> None:
@@ -455,9 +447,11 @@ class TelegramAdapter:
 
     # -- outgoing ---------------------------------------------------------------------------------
 
-    def render(self, value: Digest | Reply, *, plain: bool = False) -> list[dict[str, Any]]:
-        from bot.adapters.telegram import render as r
+    @staticmethod
+    def render_preview(digest: Digest) -> list[dict[str, Any]]:
+        return list(r.render_digest(digest))
 
+    def render(self, value: Digest | Reply, *, plain: bool = False) -> list[dict[str, Any]]:
         if isinstance(value, Reply) and value.digest is not None:
             value = value.digest
         if isinstance(value, Digest):
@@ -507,13 +501,3 @@ class TelegramAdapter:
         except Exception as exc:
             raise classify(exc) from exc
         return message_id
-
-
-# -- minimal rendering, used until render.py provides render_digest / render_reply ----------------
-
-def _markup(buttons: list[Any]) -> dict[str, Any]:
-    rows: list[list[dict[str, str]]] = []
-    for i in range(0, len(buttons), 2):
-        rows.append([{"text": b.label, "callback_data": f"{b.action}:{b.value}"[:64]}
-                     for b in buttons[i:i + 2]])
-    return {"inline_keyboard": rows}

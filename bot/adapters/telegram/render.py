@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from bot.digest import entry_meta, part_label
+from bot.digest.format import entry_meta, part_label
 from bot.i18n import t
 from bot.model import Button, Digest, DigestEntry, Reply, ResultItem
 from bot.text.summary import shorten

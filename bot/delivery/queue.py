@@ -1,9 +1,7 @@
-"""The outbox: every message is stored here before any send.
+"""The outbox table: every message is stored here before any send.
 
-A digest becomes one *batch* of ordered parts (``seq``). The transaction that queues
-the parts is the one that advances the subscription's window (``last_digest_at``) and
-records what was delivered, so a crash at any moment either left the digest unqueued
-and the window where it was (it will be composed again), or queued it for good.
+A digest becomes one *batch* of ordered parts (``seq``), queued by ``delivery.enqueue``
+in the transaction that advances the subscription's window.
 
 Rows are *claimed* (``claimed_by`` / ``claimed_until``) before they are sent. Only the
 oldest pending row of a chat can be claimed, which keeps every chat's messages in order
@@ -13,11 +11,13 @@ writer at a time) the same statement inside a ``BEGIN IMMEDIATE`` transaction.
 
 from __future__ import annotations
 
+import html
 import logging
 import os
+import re
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -25,25 +25,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.model import Digest, Subscription
+from bot.model import iso
 from bot.store.tables import outbox as t_out
-from bot.store.tables import subscriptions as t_subs
 
 if TYPE_CHECKING:
-    from bot.app import App
     from bot.store.db import Store
 
 log = logging.getLogger(__name__)
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
-# The window a digest covers starts this much before the previous one ended. An ingest
-# transaction stamps ``ingested_at`` when it starts and becomes visible when it commits; the
-# overlap makes sure such articles are not missed, and the deliveries table (what each
-# subscription was already sent) keeps the overlap from repeating anything.
-WINDOW_OVERLAP = timedelta(minutes=10)
-
-Composer = Callable[..., Awaitable[Digest]]
-Recorder = Callable[[AsyncConnection, int, Digest], Awaitable[None]]
 
 
 def utcnow() -> datetime:
@@ -91,7 +81,9 @@ async def enqueue(conn: AsyncConnection, *, adapter: str, chat_id: str, payloads
             adapter=adapter, chat_id=str(chat_id), chat_type=chat_type, subscription_id=subscription_id,
             batch=batch, seq=seq, payload=payload, plain_payload=plain, status=PENDING, attempts=0,
             next_attempt_at=now, created_at=now))
-        ids.append(int(res.inserted_primary_key[0]))
+        pk = res.inserted_primary_key
+        assert pk is not None  # an INSERT of one row always has one
+        ids.append(int(pk[0]))
     return ids
 
 
@@ -99,9 +91,6 @@ def plain_fallback(payload: dict[str, Any]) -> dict[str, Any] | None:
     """A markup-free copy of a payload, used when its renderer gave no plain variant."""
     if "parse_mode" not in payload and "reply_markup" not in payload and "blocks" not in payload:
         return None
-    import html
-    import re
-
     out = {k: v for k, v in payload.items() if k not in ("parse_mode", "reply_markup", "blocks")}
     text = str(payload.get("text") or "")
     if payload.get("parse_mode") == "HTML":
@@ -195,9 +184,9 @@ async def release_orphans(store: Store, *, me: str) -> int:
     host = socket.gethostname()
     now = utcnow()
     async with store.connect() as conn:
-        holders = (await conn.execute(
+        holders: list[str] = list((await conn.execute(
             select(t_out.c.claimed_by).where(t_out.c.status == PENDING, t_out.c.claimed_by.is_not(None),
-                                             t_out.c.claimed_until >= now).distinct())).scalars().all()
+                                             t_out.c.claimed_until >= now).distinct())).scalars().all())
     dead = [h for h in holders if h != me and _holder_dead(h, host)]
     if not dead:
         return 0
@@ -274,14 +263,12 @@ async def next_due(store: Store, adapters: Iterable[str]) -> datetime | None:
 async def status(store: Store, *, limit: int = 100) -> dict[str, Any]:
     """Counts by status and the dead letters (newest first) with their reasons."""
     async with store.connect() as conn:
-        counts = dict((await conn.execute(
-            select(t_out.c.status, func.count()).group_by(t_out.c.status))).all())
+        counts: dict[str, int] = {str(r[0]): int(r[1]) for r in (await conn.execute(
+            select(t_out.c.status, func.count()).group_by(t_out.c.status))).all()}
         dead = (await conn.execute(
             select(t_out.c.id, t_out.c.adapter, t_out.c.chat_id, t_out.c.subscription_id, t_out.c.batch,
                    t_out.c.seq, t_out.c.attempts, t_out.c.last_error, t_out.c.created_at)
             .where(t_out.c.status == DEAD).order_by(t_out.c.id.desc()).limit(limit))).all()
-    from bot.model import iso
-
     return {
         PENDING: int(counts.get(PENDING, 0)),
         SENT: int(counts.get(SENT, 0)),
@@ -293,183 +280,3 @@ async def status(store: Store, *, limit: int = 100) -> dict[str, Any]:
             for d in dead
         ],
     }
-
-
-# -- digests into the outbox ----------------------------------------------------------------------
-
-class _Raced(Exception):
-    """Another run advanced the window first; roll back and queue nothing."""
-
-
-def _digest_hooks() -> tuple[Composer, Recorder]:
-    from bot.digest import compose, record_delivered
-
-    return compose, record_delivered
-
-
-def wake_delivery(app: App) -> None:
-    """Nudge this process's delivery worker (if it runs) that new rows are queued."""
-    fn = getattr(app, "delivery_wake", None)
-    if callable(fn):
-        fn()
-
-
-def window_start(app: App, sub: Subscription, now: datetime) -> datetime:
-    if sub.last_digest_at is None:
-        return now - timedelta(hours=app.settings.digest.lookback_hours)
-    return sub.last_digest_at - WINDOW_OVERLAP
-
-
-async def enqueue_digest(app: App, sub: Subscription | int, *, now: datetime | None = None,
-                         composer: Composer | None = None, recorder: Recorder | None = None,
-                         send_empty: bool = False) -> int:
-    """Compose ``sub``'s digest and queue it; returns the number of messages queued.
-
-    An empty digest is not sent unless ``send_empty`` (the terminal at start-up, where
-    "nothing new" is an answer the user is waiting for).
-
-    The window advances to ``now`` in the same transaction that queues the messages, and
-    only if no one else advanced it meanwhile (a scheduled run racing ``/digest`` or
-    ``digest --send``), so a digest is queued exactly once per window."""
-    from bot.store import subscriptions as subs
-
-    now = now or utcnow()
-    if composer is None or recorder is None:
-        c, r = _digest_hooks()
-        composer, recorder = composer or c, recorder or r
-    fresh = await subs.get_by_id(app.store, sub if isinstance(sub, int) else int(sub.id or 0))
-    if fresh is None or not fresh.active:
-        return 0
-    if fresh.last_digest_at is not None and fresh.last_digest_at >= now:
-        return 0
-    adapter = app.adapter(fresh.adapter)
-    start = window_start(app, fresh, now)
-    digest = await composer(app, fresh, now=now, window_start=start)
-    payloads: list[dict[str, Any]] = []
-    plains: list[dict[str, Any]] | None = None
-    if digest.entries or send_empty:
-        payloads = adapter.render(digest)
-        try:
-            plains = adapter.render(digest, plain=True)
-        except Exception:  # a plain variant is a fallback; its absence must not stop the digest
-            log.exception("plain rendering failed for subscription %s", fresh.id)
-    old = fresh.last_digest_at
-    try:
-        async with app.store.begin() as conn:
-            guard = t_subs.c.last_digest_at.is_(None) if old is None else t_subs.c.last_digest_at == old
-            res = await conn.execute(update(t_subs).where(t_subs.c.id == fresh.id, guard)
-                                     .values(last_digest_at=now))
-            if not res.rowcount:
-                raise _Raced
-            if payloads:
-                await enqueue(conn, adapter=fresh.adapter, chat_id=fresh.chat_id, chat_type=fresh.chat_type,
-                              subscription_id=fresh.id, payloads=payloads, plain_payloads=plains, now=now)
-                await recorder(conn, int(fresh.id or 0), digest)
-    except _Raced:
-        log.info("digest for subscription %s was queued by someone else meanwhile", fresh.id)
-        return 0
-    if digest.entries:
-        log.info("queued digest for %s:%s (%d stories, %d messages)", fresh.adapter, fresh.chat_id,
-                 len(digest.entries), len(payloads))
-    else:
-        log.info("no new stories for %s:%s since %s", fresh.adapter, fresh.chat_id,
-                 (old or start).isoformat(timespec="seconds"))
-    if payloads:
-        wake_delivery(app)
-    return len(payloads)
-
-
-async def send_now(app: App, *, composer: Composer | None = None, recorder: Recorder | None = None,
-                   give_up_after: float | None = None) -> dict[str, int]:
-    """``digestbot digest --send``: compose for every active subscription now, queue, start
-    the adapters that have something to send (send-only), and drain the outbox."""
-    from bot.delivery.worker import DeliveryWorker, start_send_only
-    from bot.store import subscriptions as subs
-
-    now = utcnow()
-    configured = set(app.settings.adapter_configs)
-    active = await subs.list_active(app.store)
-    messages = 0
-    n_subs = 0
-    async with app.store.connect() as conn:
-        # Rows after this one are the ones queued now: their dead letters are this command's.
-        before = int((await conn.execute(select(func.max(t_out.c.id)))).scalar() or 0)
-    for s in active:
-        if s.adapter not in configured:
-            log.warning("subscription %s:%s skipped: adapter %s is not configured", s.adapter, s.chat_id,
-                        s.adapter)
-            continue
-        n_subs += 1
-        try:
-            messages += await enqueue_digest(app, s, now=now, composer=composer, recorder=recorder)
-        except Exception:  # one bad subscription must not stop the others
-            log.exception("composing the digest for %s:%s failed", s.adapter, s.chat_id)
-    async with app.store.connect() as conn:
-        names = set((await conn.execute(
-            select(t_out.c.adapter).where(t_out.c.status == PENDING).distinct())).scalars().all())
-    names &= configured
-    started: list[str] = []
-    for name in sorted(names):
-        try:
-            await start_send_only(app.adapter(name))
-            started.append(name)
-        except Exception:
-            log.exception("adapter %s could not start; its messages stay queued", name)
-    worker = DeliveryWorker(app, started)
-    if started:
-        await _drain_as_leader(app, worker, started, give_up_after)
-    # Counted in the store (messages queued since this command began that ended as dead letters):
-    # when a running service delivered them, our own worker saw nothing.
-    async with app.store.connect() as conn:
-        dead = int((await conn.execute(select(func.count()).select_from(t_out).where(
-            t_out.c.id > before, t_out.c.status == DEAD))).scalar_one())
-    return {
-        "subscriptions": n_subs,
-        "messages": messages,
-        "sent": worker.counts["sent"],
-        "dead": max(dead, worker.counts["dead"]),
-        "pending": await pending_count(app.store),
-    }
-
-
-async def _drain_as_leader(app: App, worker: Any, adapters: list[str], give_up_after: float | None) -> None:
-    """Drain the outbox, or wait while the running service drains it.
-
-    Sending is the leader's job (one sender per bot keeps the platform's limit): when a
-    ``digestbot run`` leads, it sends what we queued and we wait; otherwise we take the
-    lease ourselves for the time of the drain, so a service starting meanwhile waits."""
-    import asyncio
-    import contextlib
-    import time
-
-    from bot import leases
-
-    ttl = leases.lease_ttl()
-    if not await leases.acquire(app.store, leases.LEADER, app.instance_id, ttl):
-        log.info("the running service delivers; waiting for the outbox to drain")
-        deadline = None if give_up_after is None else time.monotonic() + give_up_after
-        while await pending_count(app.store, adapters) > 0:
-            if deadline is not None and time.monotonic() > deadline:
-                return
-            if await leases.holder_of(app.store, leases.LEADER) is None and await leases.acquire(
-                    app.store, leases.LEADER, app.instance_id, ttl):
-                break  # the service went away: finish the job ourselves
-            await asyncio.sleep(0.5)
-        else:
-            return
-
-    async def renew() -> None:
-        while True:
-            await asyncio.sleep(ttl / 3)
-            with contextlib.suppress(Exception):
-                await leases.acquire(app.store, leases.LEADER, app.instance_id, ttl)
-
-    keeper = asyncio.create_task(renew())
-    try:
-        await worker.run(until_drained=True, give_up_after=give_up_after)
-    finally:
-        keeper.cancel()
-        with contextlib.suppress(BaseException):
-            await keeper
-        with contextlib.suppress(Exception):
-            await leases.release(app.store, leases.LEADER, app.instance_id)

@@ -17,24 +17,29 @@ import contextlib
 import logging
 import os
 import signal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bot.app import App
+from bot.commands import handle
 from bot.config import Settings
-
-if TYPE_CHECKING:
-    from bot.app import App
-    from bot.model import Subscription
+from bot.delivery import queue as outbox
+from bot.delivery.enqueue import enqueue_digest
+from bot.delivery.worker import DeliveryWorker
+from bot.health import HealthServer
+from bot.ingest import run_ingest
+from bot.model import Incoming, Reply, Subscription
+from bot.scheduler import Scheduler
+from bot.store import subscriptions as subs
+from bot.store.leases import LEADER, LeaseKeeper, lease_ttl
 
 log = logging.getLogger(__name__)
 
 EXIT_AFTER_START = "DIGESTBOT_EXIT_AFTER_START"
-LEADER_LEASE = "leader"  # bot.leases.LEADER
+LEADER_LEASE = LEADER
 
 
 async def ensure_console_subscription(app: App) -> Subscription | None:
     """The terminal gets a subscription of its own the first time the bot runs."""
-    from bot.store import subscriptions as subs
-
     cfg = app.settings.adapter_configs.get("console")
     if cfg is None:
         return None
@@ -50,8 +55,6 @@ async def ensure_console_subscription(app: App) -> Subscription | None:
 
 async def _ingest(app: App) -> None:
     try:
-        from bot.ingest import run_ingest
-
         report = await run_ingest(app)
         d = report.as_dict()
         log.info("ingest: %s new, %s updated, %s unchanged, %s rejected", d.get("new"), d.get("updated"),
@@ -61,9 +64,7 @@ async def _ingest(app: App) -> None:
 
 
 def _command_handler(app: App) -> Any:
-    from bot.commands import handle
-
-    async def on_command(incoming: Any) -> Any:
+    async def on_command(incoming: Incoming) -> Reply:
         return await handle(app, incoming)
 
     return on_command
@@ -86,8 +87,6 @@ class Service:
     """
 
     def __init__(self, app: App):
-        from bot.scheduler import Scheduler
-
         self.app = app
         self.worker = self._new_worker()
         self.scheduler = Scheduler(app)
@@ -95,20 +94,18 @@ class Service:
         self.polling: list[str] = []
         self._worker_task: asyncio.Task[None] | None = None
         self._catch_up: asyncio.Task[Any] | None = None
-        self.lease: Any = None
-        self.health: Any = None
+        self.lease: LeaseKeeper | None = None
+        self.health: HealthServer | None = None
         self.stop_event = asyncio.Event()
         self._handler = _command_handler(app)
 
-    def _new_worker(self) -> Any:
-        from bot.delivery.worker import DeliveryWorker
-
+    def _new_worker(self) -> DeliveryWorker:
         return DeliveryWorker(self.app, [])
 
     def _wake(self) -> None:
         self.worker.wake()
 
-    def _changed(self, sub: Any = None) -> Any:
+    def _changed(self, sub: Subscription | int | None = None) -> Any:
         return self.scheduler.subscription_changed(sub)
 
     @property
@@ -123,16 +120,12 @@ class Service:
             log.exception("adapter %s failed to start; its messages stay queued", name)
 
     async def start(self) -> None:
-        from bot.leases import LeaseKeeper, lease_ttl
-
         app = self.app
         if app.settings.server.port:
-            from bot.health import HealthServer
-
             self.health = HealthServer(app, leases=lambda: {LEADER_LEASE: self.leading})
             await self.health.start(app.settings.server.host, app.settings.server.port)
-        app.delivery_wake = self._wake  # type: ignore[attr-defined]
-        app.on_subscription_changed = self._changed  # type: ignore[attr-defined]
+        app.delivery_wake = self._wake
+        app.on_subscription_changed = self._changed
         for name in app.adapter_names:
             if _polls(app, name):
                 self.polling.append(name)
@@ -147,8 +140,6 @@ class Service:
         await _ingest(app)
         console = await ensure_console_subscription(app)
         if console is not None and console.id is not None and "console" in self.started_adapters:
-            from bot.outbox import enqueue_digest
-
             try:
                 await enqueue_digest(app, console.id, send_empty=True)
             except Exception:
@@ -167,8 +158,6 @@ class Service:
 
     async def _follow(self) -> None:
         """Lost the lease (or stopping): hand everything back."""
-        from bot.scheduler import Scheduler
-
         if self._catch_up is not None:
             self._catch_up.cancel()
             self._catch_up = None
@@ -191,8 +180,6 @@ class Service:
 
     async def wait_until_idle(self) -> None:
         """Until the outbox holds nothing this process can send."""
-        from bot import outbox
-
         while not self.stop_event.is_set():
             if self.worker.idle and await outbox.pending_count(self.app.store, self.started_adapters) == 0:
                 return
@@ -210,13 +197,11 @@ class Service:
 
 
 async def run_service(settings: Settings) -> int:
-    from bot.app import App
-
     app = await App.open(settings)
     loop = asyncio.get_running_loop()
     service = Service(app)
     stop = service.stop_event
-    installed: list[int] = []
+    installed: list[signal.Signals] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
             loop.add_signal_handler(sig, stop.set)

@@ -11,15 +11,14 @@ from __future__ import annotations
 import logging
 
 from bot.model import Article
+from bot.search.engine import index_fields
+from bot.stories.engine import TEMPLATE_GRAM
+from bot.stories.features import extract
 
 log = logging.getLogger(__name__)
 
 
 def precompute(article: Article) -> None:
-    from bot.search.engine import index_fields
-    from bot.stories.engine import TEMPLATE_GRAM
-    from bot.stories.features import extract
-
     try:
         article.features = extract(article.title or "", article.body or "", article.outlet or "",
                                    template_gram=TEMPLATE_GRAM)

@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from bot.app import App
+from bot.config import load_settings
+from bot.ingest import run_ingest
+from bot.store.articles import list_articles
 from bot.stories.metrics import bcubed, pairwise
 
 
@@ -98,11 +102,6 @@ def _inputs(folder: Path, labels: str | None) -> tuple[Path, dict[str, tuple[str
 
 async def _ingest(folder: Path, settings: Any) -> list[Any]:
     """The folder through the real ingest into a temporary SQLite store; the stored articles."""
-    from bot.app import App
-    from bot.config import load_settings
-    from bot.ingest import run_ingest
-    from bot.store.articles import list_articles
-
     with tempfile.TemporaryDirectory(prefix="digestbot-eval-") as tmp:
         cfg: dict[str, Any] = {
             "database": {"url": f"sqlite:///{Path(tmp) / 'eval.db'}"},

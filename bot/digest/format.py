@@ -1,0 +1,35 @@
+"""What every renderer of a digest shares: an entry's context line, part labels, headlines.
+
+Pure; adapters import these (they sit below the adapters), so a digest reads the same on
+every platform. Zones, dates and outlet names come from ``bot.i18n.format``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.i18n import t
+from bot.i18n.format import format_time, outlets_label, zone
+from bot.model import Digest, DigestEntry
+from bot.text.summary import cjk_punctuation, shorten
+
+_WS_RE = re.compile(r"\s+")
+# A headline longer than this (display columns) is cut at a word or clause, with an ellipsis:
+# a crawler's runaway title must not fill a whole message.
+TITLE_MAX = 160
+
+
+def entry_meta(digest: Digest, entry: DigestEntry) -> str:
+    """The context line of an entry: outlets and time."""
+    tz = zone(digest.timezone)
+    outlets = outlets_label(digest.locale, entry.outlets, entry.outlet_count)
+    return t(digest.locale, "digest.meta", outlets=outlets, time=format_time(digest.locale, entry.time, tz))
+
+
+def part_label(locale: str, n: int, total: int) -> str:
+    return t(locale, "digest.part", n=n, total=total) if total > 1 else ""
+
+
+def clean_title(title: str) -> str:
+    """One line, full-width punctuation restored in Chinese, cut to ``TITLE_MAX`` columns."""
+    return shorten(cjk_punctuation(_WS_RE.sub(" ", title).strip()), TITLE_MAX)
