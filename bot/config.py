@@ -167,21 +167,10 @@ class DigestConfig(Strict):
         return v
 
 
-class RateLimits(Strict):
-    per_bot_per_second: float = Field(default=30.0, gt=0)
-    per_chat_per_second: float = Field(default=1.0, gt=0)
-    per_group_per_minute: float = Field(default=20.0, gt=0)
-
-
 class DeliveryConfig(Strict):
     max_attempts: int = Field(default=8, ge=1)
     backoff_base: float = Field(default=1.0, gt=0)
     backoff_max: float = Field(default=300.0, gt=0)
-    telegram: RateLimits = Field(default_factory=RateLimits)
-    slack: RateLimits = Field(
-        default_factory=lambda: RateLimits(per_bot_per_second=20.0, per_chat_per_second=1.0,
-                                           per_group_per_minute=60.0)
-    )
 
 
 class CommandsConfig(Strict):
@@ -303,12 +292,24 @@ def interpolate(value: Any, path: str = "", problems: list[tuple[str, str]] | No
     return value
 
 
+def env_name(path: str) -> str:
+    """The environment variable a secret at ``path`` would conventionally come from:
+    adapters.slack.signing_secret -> SLACK_SIGNING_SECRET, adapters.telegram.token ->
+    TELEGRAM_BOT_TOKEN (a bot's token), database.password -> DATABASE_PASSWORD."""
+    parts = [p for p in re.split(r"[.\[\]]+", path) if p and not p.isdigit()]
+    if parts and parts[0] == "adapters":
+        parts = parts[1:]
+    if parts and parts[-1] == "token":
+        parts[-1] = "bot_token"
+    return "_".join(parts[-2:]).upper()
+
+
 def _check_secrets(raw: Any, path: str, problems: list[tuple[str, str]]) -> None:
     if isinstance(raw, dict):
         for k, v in raw.items():
             p = f"{path}.{k}" if path else str(k)
             if k in SECRET_KEYS and isinstance(v, str) and v and not _ENV_RE.fullmatch(v.strip()):
-                problems.append((p, "secrets must come from the environment, e.g. ${TELEGRAM_BOT_TOKEN}"))
+                problems.append((p, f"secrets must come from the environment, e.g. ${{{env_name(p)}}}"))
             else:
                 _check_secrets(v, p, problems)
     elif isinstance(raw, list):

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bot.app import App
-from bot.config import load_settings
+from bot.config import Settings, load_settings
 from bot.ingest import run_ingest
 from bot.store.articles import list_articles
 from bot.stories.metrics import bcubed, pairwise
@@ -100,7 +100,7 @@ def _inputs(folder: Path, labels: str | None) -> tuple[Path, dict[str, tuple[str
     return folder, read_labels(_find_labels(folder, labels))
 
 
-async def _ingest(folder: Path, settings: Any) -> list[Any]:
+async def _ingest(folder: Path, settings: Settings | None) -> list[Any]:
     """The folder through the real ingest into a temporary SQLite store; the stored articles."""
     with tempfile.TemporaryDirectory(prefix="digestbot-eval-") as tmp:
         cfg: dict[str, Any] = {
@@ -144,7 +144,7 @@ def _score(folder: str, arts: list[Any], gold: dict[str, tuple[str, str]]) -> Ev
     return res
 
 
-async def evaluate_folder(folder: str | Path, labels: str | None = None, settings: Any = None
+async def evaluate_folder(folder: str | Path, labels: str | None = None, settings: Settings | None = None
                           ) -> EvalResult:
     folder, gold = _inputs(Path(folder), labels)
     started = time.perf_counter()
@@ -194,7 +194,8 @@ class DayResult:
         return "\n".join(lines)
 
 
-async def evaluate_by_day(folder: str | Path, labels: str | None = None, settings: Any = None) -> DayResult:
+async def evaluate_by_day(folder: str | Path, labels: str | None = None,
+                          settings: Settings | None = None) -> DayResult:
     """The whole folder, then each calendar day of it (in the configured zone) alone in a fresh store.
 
     A day's files are copied into a temporary folder of their own, so each run is exactly what a

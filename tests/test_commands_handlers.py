@@ -18,6 +18,7 @@ from bot.commands.search import _decode_page, _encode_page
 from bot.commands.user_limits import UserRateLimiter
 from bot.ingest import run_ingest
 from bot.model import Digest, DigestEntry, Filters, Incoming
+from bot.search import SearchHit, SearchResults
 from bot.store import subscriptions as subs
 from tests.test_adapters_support import fake_search, folder_source, open_app, write_articles
 
@@ -246,3 +247,23 @@ async def test_settings_time_answers_clearly_when_too_many_or_none(app: Any) -> 
     assert zh.text == "每天最多 6 个推送时间（你给了 7 个），请用 HH:MM，例如 08:00,20:00。"
     sub = await subs.get(app.store, "console", "c1")
     assert sub is not None and sub.times == ["08:00"]  # unchanged
+
+
+async def test_search_results_read_like_digests(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dates in the subscriber's zone and outlets by their display names, as its digests show them."""
+
+    async def search(store: Any, query: str, **kw: Any) -> SearchResults:
+        hit = SearchHit(story_id=1, article_id=1, title="苹果携手阿里巴巴", url=None, outlet="qq",
+                        outlets=["qq", "iyiou"], outlet_count=2,
+                        published_at=datetime(2025, 2, 11, 20, 30, tzinfo=UTC),  # 12 Feb in Shanghai
+                        snippet="", score=1.0)
+        return SearchResults(query, [hit], total=1)
+
+    monkeypatch.setattr("bot.commands.search.search", search)
+    await commands.handle(app, inc("subscribe"))
+    await commands.handle(app, inc("settings", "tz Asia/Shanghai"))
+    [item] = (await commands.handle(app, inc("search", "苹果"))).items
+    assert item.detail == "QQ News and iyiou · 2025-02-12"
+    await commands.handle(app, inc("settings", "tz America/New_York"))
+    [item] = (await commands.handle(app, inc("search", "苹果"))).items
+    assert item.detail.endswith(" · 2025-02-11")

@@ -140,3 +140,12 @@ def test_config_example_commented_blocks_are_valid(tmp_path: Path, monkeypatch: 
     s = load_settings(text=text)
     assert [x.type for x in s.sources] == ["folder", "feed"]
     assert {"console", "telegram", "slack"} <= set(s.adapter_configs)
+
+
+def test_a_literal_secret_names_its_own_variable() -> None:
+    [(path, msg)] = _problems('adapters: {slack: {bot_token: "${B:-x}", app_token: "${A:-y}", '
+                              'signing_secret: "s3cret"}}')
+    assert path == "adapters.slack.signing_secret"
+    assert "${SLACK_SIGNING_SECRET}" in msg and "TELEGRAM" not in msg
+    [(path, msg)] = _problems('adapters: {telegram: {token: "123:abc"}}')
+    assert "${TELEGRAM_BOT_TOKEN}" in msg

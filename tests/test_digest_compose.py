@@ -301,3 +301,13 @@ async def test_stories_cut_by_max_stories_are_not_offered_again_until_they_grow(
     async with store.connect() as conn:
         rows = {r.story_id: (r.size, r.shown) for r in (await conn.execute(select(deliveries))).all()}
     assert rows == {big: (3, True), small: (2, True)}
+
+
+async def test_runaway_title_is_cut_in_the_entry(store) -> None:
+    title = "苹果与阿里巴巴合作" + "，据多方消息称双方将共同开发人工智能功能" * 20  # ~400 characters
+    assert len(title) > 400
+    await add_story(store, title, [Art(title, outlet="iyiou", url="https://www.iyiou.com/a/9")])
+    d = await compose(_app(store), await add_subscription(store), now=NOW)
+    [entry] = d.entries
+    assert entry.headline.startswith("苹果与阿里巴巴合作") and entry.headline.endswith("…")
+    assert len(entry.headline) < 100

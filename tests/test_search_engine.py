@@ -202,7 +202,7 @@ async def test_results_render(store, corpus):
     text = res.render_text()
     assert res.items[0].title in text and "Solidot, 36氪 and 新智元" in text  # as digests label outlets
     items = res.result_items("zh-CN")
-    assert items[0].title == res.items[0].title and "3 家" in items[0].detail
+    assert items[0].title == res.items[0].title and "Solidot、36氪、新智元" in items[0].detail
     assert "No results" in (await search(store, "zzzzqqq")).render_text()
 
 

@@ -106,3 +106,11 @@ def test_snippet_is_a_window_around_the_first_query_word():
     assert make_snippet("短文本苹果", ["苹果"]) == "短文本苹果"
     assert make_snippet("no match here", ["zzz"]) == "no match here"
     assert make_snippet("", ["x"]) == ""
+
+
+def test_snippet_restores_chinese_punctuation_as_digests_do() -> None:
+    # The index holds NFKC text: full-width punctuation was folded to ASCII on the way in.
+    body = "据报道,苹果将与阿里巴巴合作(AI功能)。价格为18,600元,12:30发布。"
+    snip = make_snippet(body, ["苹果"])
+    assert "据报道，苹果" in snip and "（AI功能）" in snip
+    assert "18,600" in snip and "12:30" in snip  # between digits it stays as it was

@@ -20,8 +20,8 @@ from bot.delivery.ratelimit import RateLimits
 from bot.model import Digest, Incoming, Reply, SendError, SendErrorKind
 
 __all__ = [
-    "ENTRY_POINT_GROUP", "Adapter", "AdapterConfig", "AdapterContext", "AdapterEvent", "BotRemoved",
-    "ChatMigrated", "CommandHandler", "Incoming", "RateLimits", "SendError", "SendErrorKind",
+    "ENTRY_POINT_GROUP", "Adapter", "AdapterBase", "AdapterConfig", "AdapterContext", "AdapterEvent",
+    "BotRemoved", "ChatMigrated", "CommandHandler", "Incoming", "RateLimits", "SendError", "SendErrorKind",
     "create_adapter", "registry",
 ]
 
@@ -106,6 +106,30 @@ class Adapter(Protocol):
 
         Raises ``SendError`` with a classified ``kind`` on failure."""
         ...
+
+
+class AdapterBase:
+    """What the built-in adapters share (a third-party one may use it too): construction from
+    ``(name, config, context)`` and rendering through a ``render(value, plain=)`` function."""
+
+    config_model: ClassVar[type[AdapterConfig]]
+    # The adapter's render.py entry point, as ``staticmethod(render)``.
+    renderer: ClassVar[Callable[..., list[dict[str, Any]]]]
+
+    def __init__(self, name: str, config: AdapterConfig, context: AdapterContext):
+        self.name = name
+        self.config = config
+        self.context = context
+
+    @classmethod
+    def render_preview(cls, digest: Digest) -> list[dict[str, Any]]:
+        return list(cls.renderer(digest))
+
+    def render(self, value: Digest | Reply, *, plain: bool = False) -> list[dict[str, Any]]:
+        """A ``Reply`` that carries a digest is sent as that digest would be."""
+        if isinstance(value, Reply) and value.digest is not None:
+            value = value.digest
+        return list(type(self).renderer(value, plain=plain))
 
 
 AdapterFactory = Any  # a class with ``config_model`` and ``__init__(name, config, context)``

@@ -14,9 +14,18 @@ from bot.model import Digest, DigestEntry
 from bot.text.summary import cjk_punctuation, shorten
 
 _WS_RE = re.compile(r"\s+")
+# Control characters and lone surrogates: no chat platform or terminal takes them.
+_BAD_CHARS_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 # A headline longer than this (display columns) is cut at a word or clause, with an ellipsis:
 # a crawler's runaway title must not fill a whole message.
 TITLE_MAX = 160
+
+
+def clean_text(text: str, *, oneline: bool = False) -> str:
+    """Article text as every renderer shows it: no control characters, trimmed, and with
+    ``oneline`` its runs of white space (newlines too) folded to one space."""
+    text = _BAD_CHARS_RE.sub("", text or "")
+    return " ".join(text.split()) if oneline else text.strip()
 
 
 def entry_meta(digest: Digest, entry: DigestEntry) -> str:

@@ -25,6 +25,7 @@ from bot.store.tables import subscriptions as t_subs
 
 if TYPE_CHECKING:
     from bot.app import App
+    from bot.config import Settings
     from bot.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -224,7 +225,7 @@ async def upsert(target: Store | AsyncConnection, sub: Subscription) -> Subscrip
     return _from_row(row)
 
 
-def defaults(settings: Any, adapter: str, chat_id: str, *, chat_type: str = "private",
+def defaults(settings: Settings, adapter: str, chat_id: str, *, chat_type: str = "private",
              locale: str | None = None) -> Subscription:
     """A new subscription as the configuration says it should start."""
     return Subscription(

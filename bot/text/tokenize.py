@@ -62,11 +62,6 @@ def words(text: str) -> list[str]:
     return _segment(text, search_mode=False)
 
 
-def search_terms(text: str) -> list[str]:
-    """Search-mode segmentation: long CJK words also yield their sub-words (阿里巴巴 -> 阿里, 巴巴)."""
-    return _segment(text, search_mode=True)
-
-
 def search_words(text: str) -> list[tuple[str, tuple[str, ...]]]:
     """Precise words in order, each with the shorter dictionary words jieba's search mode finds
     inside it (阿里巴巴 -> (阿里, 巴巴)); non-CJK runs are lower-cased and have none.

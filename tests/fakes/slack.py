@@ -31,6 +31,14 @@ from urllib.parse import urlencode
 import httpx
 from aiohttp import WSMsgType, web
 
+from bot.adapters.slack.limits import (
+    MAX_ACTION_ID,
+    MAX_BLOCKS,
+    MAX_BUTTON_VALUE,
+    MAX_HEADER,
+    MAX_SECTION,
+    MAX_TEXT,
+)
 from tests.fakes.common import FakeServer, TokenBucket, json_field, read_params, retry_after_seconds
 
 log = logging.getLogger(__name__)
@@ -41,10 +49,6 @@ CHANNEL_FAILURES = frozenset(
 FAULT_KINDS = frozenset(
     {"ratelimited", "server_error", "service_unavailable", "fatal_error", "slow", "drop", *CHANNEL_FAILURES}
 )
-MAX_BLOCKS = 50
-MAX_SECTION_TEXT = 3000
-MAX_HEADER_TEXT = 150
-MAX_TEXT = 40000
 
 
 class SlackError(Exception):
@@ -226,7 +230,7 @@ class _Blocks:
             return
         if el["type"] == "button":
             self.text_obj(el.get("text"), f"{at}/text", limit=75, plain_only=True)
-            for key, limit in (("action_id", 255), ("value", 2000), ("url", 3000)):
+            for key, limit in (("action_id", MAX_ACTION_ID), ("value", MAX_BUTTON_VALUE), ("url", 3000)):
                 value = el.get(key)
                 if value is not None and (not isinstance(value, str) or not value or len(value) > limit):
                     self.err(f"must be between 1 and {limit} characters", f"{at}/{key}")
@@ -256,7 +260,7 @@ class _Blocks:
             if "text" not in block and "fields" not in block:
                 self.err("must provide either text or fields", at)
             if "text" in block:
-                self.text_obj(block["text"], f"{at}/text", limit=MAX_SECTION_TEXT)
+                self.text_obj(block["text"], f"{at}/text", limit=MAX_SECTION)
             if "fields" in block:
                 fields = block["fields"]
                 if not isinstance(fields, list) or not 1 <= len(fields) <= 10:
@@ -267,7 +271,7 @@ class _Blocks:
             if "accessory" in block:
                 self.element(block["accessory"], f"{at}/accessory")
         elif kind == "header":
-            self.text_obj(block.get("text"), f"{at}/text", limit=MAX_HEADER_TEXT, plain_only=True)
+            self.text_obj(block.get("text"), f"{at}/text", limit=MAX_HEADER, plain_only=True)
         elif kind in ("context", "actions"):
             limit = 10 if kind == "context" else 25
             elements = block.get("elements")
@@ -280,7 +284,7 @@ class _Blocks:
                         if (not el.get("image_url") and not el.get("slack_file")) or not el.get("alt_text"):
                             self.err("must provide image_url and alt_text", f"{at}/elements/{j}")
                     else:
-                        self.text_obj(el, f"{at}/elements/{j}", limit=MAX_SECTION_TEXT)
+                        self.text_obj(el, f"{at}/elements/{j}", limit=MAX_SECTION)
                 else:
                     self.element(el, f"{at}/elements/{j}")
         elif kind == "image":

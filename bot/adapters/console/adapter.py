@@ -12,9 +12,9 @@ import os
 import sys
 from typing import Any
 
-from bot.adapters.base import AdapterConfig, AdapterContext, CommandHandler
-from bot.adapters.console.render import render, render_digest
-from bot.model import Digest, Incoming, Reply
+from bot.adapters.base import AdapterBase, AdapterConfig, AdapterContext, CommandHandler
+from bot.adapters.console.render import render
+from bot.model import Incoming
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +25,13 @@ class ConsoleConfig(AdapterConfig):
     interactive: bool | None = None  # read commands from stdin; default: when stdin is a terminal
 
 
-class ConsoleAdapter:
+class ConsoleAdapter(AdapterBase):
     config_model = ConsoleConfig
+    renderer = staticmethod(render)
+    config: ConsoleConfig
 
     def __init__(self, name: str, config: ConsoleConfig, context: AdapterContext):
-        self.name = name
-        self.config = config
-        self.context = context
+        super().__init__(name, config, context)
         self._fd: int | None = None
         self._buf = b""
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -107,13 +107,6 @@ class ConsoleAdapter:
                 await self.send(self.config.chat_id, payload)
         except Exception:  # a bad line must not end the service
             log.exception("console command %r failed", line)
-
-    @staticmethod
-    def render_preview(digest: Digest) -> list[dict[str, Any]]:
-        return render_digest(digest)
-
-    def render(self, value: Digest | Reply, *, plain: bool = False) -> list[dict[str, Any]]:
-        return render(value)
 
     async def send(self, chat_id: str, payload: dict[str, Any]) -> str | None:
         sys.stdout.write(payload["text"].rstrip("\n") + "\n\n")

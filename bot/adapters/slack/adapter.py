@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from bot.adapters.base import AdapterConfig, AdapterContext, CommandHandler
+from bot.adapters.base import AdapterBase, AdapterConfig, AdapterContext, CommandHandler
 from bot.adapters.slack import render as r
 from bot.delivery.ratelimit import RateLimits
 from bot.i18n import t
-from bot.model import Digest, Incoming, Reply, SendError
+from bot.model import Incoming, Reply, SendError
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -139,13 +139,13 @@ def chat_type_of(channel_id: str, channel_name: str | None = None) -> str:
     return "channel"
 
 
-class SlackAdapter:
+class SlackAdapter(AdapterBase):
     config_model = SlackConfig
+    renderer = staticmethod(r.render)
+    config: SlackConfig
 
     def __init__(self, name: str, config: SlackConfig, context: AdapterContext):
-        self.name = name
-        self.config = config
-        self.context = context
+        super().__init__(name, config, context)
         self._client: AsyncWebClient | None = None
         self._bolt: AsyncApp | None = None
         self._socket: Any = None
@@ -395,17 +395,6 @@ class SlackAdapter:
 
     # -- outgoing ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def render_preview(digest: Digest) -> list[dict[str, Any]]:
-        return list(r.render_digest(digest))
-
-    def render(self, value: Digest | Reply, *, plain: bool = False) -> list[dict[str, Any]]:
-        if isinstance(value, Reply) and value.digest is not None:
-            value = value.digest
-        if isinstance(value, Digest):
-            return list(r.render_digest(value, plain=plain))
-        return list(r.render_reply(value, plain=plain))
-
     async def send(self, chat_id: str, payload: dict[str, Any]) -> str | None:
         try:
             resp = await self.client.chat_postMessage(channel=chat_id, unfurl_links=False, unfurl_media=False,
@@ -420,9 +409,3 @@ class SlackAdapter:
         except Exception as exc:
             raise classify(exc) from exc
         return message_id
-
-
-# -- minimal rendering, used until render.py provides render_digest / render_reply ----------------
-
-def _esc(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

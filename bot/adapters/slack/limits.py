@@ -8,15 +8,15 @@ from typing import Any
 
 from bot.text.width import utf16_len
 
-MAX_BLOCKS = 50
-MAX_SECTION = 3000
-MAX_HEADER = 150
-MAX_CONTEXT_ELEMENTS = 10
-MAX_ACTIONS = 25
-MAX_BUTTON_TEXT = 75
-MAX_ACTION_ID = 255
-MAX_BUTTON_VALUE = 2000
-MAX_TEXT = 40000
+# The one copy of Slack's limits: the renderer keeps to them, this module's check and the fake
+# Web API enforce them. Blocks per message; characters of a section's text and of a header.
+MAX_BLOCKS, MAX_SECTION, MAX_HEADER = 50, 3000, 150
+# Elements of a context block; buttons of an actions block.
+MAX_CONTEXT_ELEMENTS, MAX_ACTIONS = 10, 25
+# A button's label, action id and value.
+MAX_BUTTON_TEXT, MAX_ACTION_ID, MAX_BUTTON_VALUE = 75, 255, 2000
+# A message's text; the notification text a digest part carries beside its blocks.
+MAX_TEXT, MAX_FALLBACK = 40000, 3000
 
 # The only angle-bracket syntax allowed: a link to an http(s) URL, optionally labelled.
 _LINK_RE = re.compile(r"<https?://[^|<>\s]+(?:\|[^<>]*)?>")

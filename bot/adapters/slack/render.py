@@ -12,23 +12,23 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from bot.digest.format import entry_meta, part_label
+from bot.adapters.slack.limits import (
+    MAX_ACTION_ID,
+    MAX_ACTIONS,
+    MAX_BLOCKS,
+    MAX_BUTTON_TEXT,
+    MAX_BUTTON_VALUE,
+    MAX_FALLBACK,
+    MAX_HEADER,
+    MAX_SECTION,
+)
+from bot.digest.format import clean_text, entry_meta, part_label
 from bot.i18n import t
 from bot.model import Button, Digest, DigestEntry, Reply, ResultItem
 from bot.text.summary import shorten
 from bot.text.width import utf16_len
 
-MAX_BLOCKS = 50
-MAX_SECTION = 3000
-MAX_HEADER = 150
-MAX_CONTEXT = 3000
-MAX_FALLBACK = 3000
-MAX_BUTTON_TEXT = 75
-MAX_ACTION_ID = 255
-MAX_BUTTON_VALUE = 2000
-MAX_ACTIONS = 25
 _MAX_URL = 2048
-_BAD_CHARS_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 # Bare @here/@channel/@everyone only notify with link_names, but a word joiner makes sure.
 _AT_RE = re.compile(r"@(?=(here|channel|everyone)\b)", re.I)
 
@@ -38,11 +38,6 @@ def esc(text: str) -> str:
     return _AT_RE.sub("@\u2060", text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
 
 
-def _clean(text: str, *, oneline: bool = False) -> str:
-    text = _BAD_CHARS_RE.sub("", text or "")
-    if oneline:
-        text = " ".join(text.split())
-    return text.strip()
 
 
 def _esc_len(text: str) -> int:
@@ -58,7 +53,7 @@ def _url(url: str | None) -> str | None:
     """A URL safe inside <url|label>: http(s) only, and no character that ends the link."""
     if not url:
         return None
-    url = _clean(url, oneline=True)
+    url = clean_text(url, oneline=True)
     if not re.match(r"^https?://\S+$", url, re.I) or len(url) > _MAX_URL:
         return None
     url = quote(url, safe="/:?#[]@!$&'()*+,;=%~-._")  # leaves no | < > or space
@@ -98,10 +93,10 @@ def _title_and_body(n: int, url: str | None, title: str, body: str, prefix: str 
 
 
 def _entry_blocks(digest: Digest, n: int, e: DigestEntry) -> list[dict[str, Any]]:
-    title = _clean(e.headline, oneline=True) or t(digest.locale, "digest.untitled")
+    title = clean_text(e.headline, oneline=True) or t(digest.locale, "digest.untitled")
     prefix = t(digest.locale, "digest.update_tag") if e.is_update else ""
-    return [_section(_title_and_body(n, e.url, title, _clean(e.summary), prefix)),
-            _context(_fit(_clean(entry_meta(digest, e), oneline=True), 600))]
+    return [_section(_title_and_body(n, e.url, title, clean_text(e.summary), prefix)),
+            _context(_fit(clean_text(entry_meta(digest, e), oneline=True), 600))]
 
 
 def _fallback(lines: list[str]) -> str:
@@ -124,13 +119,13 @@ def _split(units: list[list[dict[str, Any]]], room: int) -> list[list[list[dict[
 
 def render_digest(digest: Digest, *, plain: bool = False) -> list[dict[str, Any]]:
     locale = digest.locale
-    heading = _clean(digest.heading, oneline=True)
+    heading = clean_text(digest.heading, oneline=True)
     if not digest.entries:
         empty = t(locale, "digest.empty")
         blocks = [_header_block(heading), _section(esc(empty))] if heading else [_section(esc(empty))]
         return [{"text": _fallback([heading, empty]), "blocks": blocks}]
     units = [_entry_blocks(digest, i, e) for i, e in enumerate(digest.entries, 1)]
-    titles = [f"{i}. {_clean(e.headline, oneline=True)}" for i, e in enumerate(digest.entries, 1)]
+    titles = [f"{i}. {clean_text(e.headline, oneline=True)}" for i, e in enumerate(digest.entries, 1)]
     groups = _split(units, MAX_BLOCKS - 1)
     out = []
     start = 0
@@ -146,9 +141,9 @@ def render_digest(digest: Digest, *, plain: bool = False) -> list[dict[str, Any]
 
 
 def _item_blocks(n: int, item: ResultItem) -> list[dict[str, Any]]:
-    blocks = [_section(_title_and_body(n, item.url, _clean(item.title, oneline=True) or "—",
-                                      _clean(item.snippet)))]
-    detail = _clean(item.detail, oneline=True)
+    blocks = [_section(_title_and_body(n, item.url, clean_text(item.title, oneline=True) or "—",
+                                      clean_text(item.snippet)))]
+    detail = clean_text(item.detail, oneline=True)
     if detail:
         blocks.append(_context(_fit(detail, 600)))
     return blocks
@@ -162,7 +157,7 @@ def actions_block(buttons: list[Button]) -> dict[str, Any]:
         action = b.action[:MAX_ACTION_ID - 4]
         seen[action] = seen.get(action, 0) + 1
         action_id = action if seen[action] == 1 else f"{action}#{seen[action]}"
-        label = _fit(_clean(b.label, oneline=True) or action, MAX_BUTTON_TEXT)
+        label = _fit(clean_text(b.label, oneline=True) or action, MAX_BUTTON_TEXT)
         el: dict[str, Any] = {"type": "button", "action_id": action_id,
                               "text": {"type": "plain_text", "emoji": True, "text": label}}
         if b.value:  # Slack refuses an empty value; no value is fine
@@ -179,7 +174,7 @@ def render_reply(reply: Reply, *, plain: bool = False) -> list[dict[str, Any]]:
                 parts.append({"text": "…", "blocks": []})
             parts[-1]["blocks"].append(actions_block(reply.buttons))
         return parts
-    text = _clean(reply.text)
+    text = clean_text(reply.text)
     units: list[list[dict[str, Any]]] = []
     if text:
         # A long text becomes several sections of at most 3000 characters each.
@@ -199,7 +194,7 @@ def render_reply(reply: Reply, *, plain: bool = False) -> list[dict[str, Any]]:
         if i == len(groups):
             blocks.extend(actions)
         lines = [text] if i == 1 else []
-        lines += [_clean(it.title, oneline=True) for it in reply.items] if i == 1 else []
+        lines += [clean_text(it.title, oneline=True) for it in reply.items] if i == 1 else []
         out.append({"text": _fallback(lines) if lines else "…", "blocks": blocks})
     return out
 

@@ -18,12 +18,19 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from bot.adapters.base import AdapterConfig, AdapterContext, BotRemoved, ChatMigrated, CommandHandler
+from bot.adapters.base import (
+    AdapterBase,
+    AdapterConfig,
+    AdapterContext,
+    BotRemoved,
+    ChatMigrated,
+    CommandHandler,
+)
 from bot.adapters.telegram import render as r
 from bot.commands import descriptions, needs_admin
 from bot.delivery.ratelimit import RateLimits
 from bot.i18n import t
-from bot.model import Digest, Incoming, Reply, SendError
+from bot.model import Incoming, Reply, SendError
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -113,13 +120,13 @@ def classify(exc: Exception) -> SendError:
     return SendError("fatal", msg)
 
 
-class TelegramAdapter:
+class TelegramAdapter(AdapterBase):
     config_model = TelegramConfig
+    renderer = staticmethod(r.render)
+    config: TelegramConfig
 
     def __init__(self, name: str, config: TelegramConfig, context: AdapterContext):
-        self.name = name
-        self.config = config
-        self.context = context
+        super().__init__(name, config, context)
         self._bot: ExtBot[Any] | None = None
         self._bot_ready = False
         self._application: Application[Any, Any, Any, Any, Any, Any] | None = None
@@ -446,17 +453,6 @@ class TelegramAdapter:
         log.warning("telegram getUpdates failed: %s", exc)
 
     # -- outgoing ---------------------------------------------------------------------------------
-
-    @staticmethod
-    def render_preview(digest: Digest) -> list[dict[str, Any]]:
-        return list(r.render_digest(digest))
-
-    def render(self, value: Digest | Reply, *, plain: bool = False) -> list[dict[str, Any]]:
-        if isinstance(value, Reply) and value.digest is not None:
-            value = value.digest
-        if isinstance(value, Digest):
-            return list(r.render_digest(value, plain=plain))
-        return list(r.render_reply(value, plain=plain))
 
     @staticmethod
     def _chat(chat_id: str) -> int | str:

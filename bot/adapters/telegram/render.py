@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from bot.digest.format import entry_meta, part_label
+from bot.digest.format import clean_text, entry_meta, part_label
 from bot.i18n import t
 from bot.model import Button, Digest, DigestEntry, Reply, ResultItem
 from bot.text.summary import shorten
@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 4096  # UTF-16 code units after entity parsing
 MAX_CALLBACK_BYTES = 64
-_BAD_CHARS_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 _MAX_URL = 2048
 _TAGS_RE = re.compile(r"<[^>]+>")
 _MAX_HEADING = 256
@@ -33,12 +32,6 @@ _SEP = "\n\n"
 NO_PREVIEW = {"is_disabled": True}
 
 
-def _clean(text: str, *, oneline: bool = False) -> str:
-    """Article text as Telegram accepts it: no control characters or lone surrogates."""
-    text = _BAD_CHARS_RE.sub("", text or "")
-    if oneline:
-        text = " ".join(text.split())
-    return text.strip()
 
 
 def esc(text: str) -> str:
@@ -48,7 +41,7 @@ def esc(text: str) -> str:
 def _href(url: str | None) -> str | None:
     if not url:
         return None
-    url = _clean(url, oneline=True)
+    url = clean_text(url, oneline=True)
     if not re.match(r"^https?://[^\s]+$", url, re.I) or len(url) > _MAX_URL:
         return None
     # Characters a URL may not carry raw are percent-encoded; existing escapes are kept.
@@ -141,7 +134,7 @@ def _payloads(header_text: str, locale: str, groups: list[list[_Block]], plain: 
 
 def render_digest(digest: Digest, *, plain: bool = False, limit: int = MAX_TEXT) -> list[dict[str, Any]]:
     locale = digest.locale
-    head = shorten(_clean(digest.heading, oneline=True), _MAX_HEADING, measure=utf16_len)
+    head = shorten(clean_text(digest.heading, oneline=True), _MAX_HEADING, measure=utf16_len)
     if not digest.entries:
         empty = _Block(esc(t(locale, "digest.empty")), t(locale, "digest.empty"))
         return _payloads(head, locale, [[empty]], plain)
@@ -151,18 +144,18 @@ def render_digest(digest: Digest, *, plain: bool = False, limit: int = MAX_TEXT)
 
 
 def _digest_entry(digest: Digest, n: int, e: DigestEntry, budget: int) -> _Block:
-    meta = shorten(_clean(entry_meta(digest, e), oneline=True), 512, measure=utf16_len)
+    meta = shorten(clean_text(entry_meta(digest, e), oneline=True), 512, measure=utf16_len)
     update = t(digest.locale, "digest.update_tag") if e.is_update else ""
-    headline = _clean(e.headline, oneline=True) or t(digest.locale, "digest.untitled")
+    headline = clean_text(e.headline, oneline=True) or t(digest.locale, "digest.untitled")
 
     def make(h: str, s: str) -> _Block:
         return _entry_block(n, h, s, meta, e.url, update)
 
-    return _fit_block(make, headline, _clean(e.summary), budget)
+    return _fit_block(make, headline, clean_text(e.summary), budget)
 
 
 def _item_block(n: int, item: ResultItem, budget: int) -> _Block:
-    detail = shorten(_clean(item.detail, oneline=True), 512, measure=utf16_len)
+    detail = shorten(clean_text(item.detail, oneline=True), 512, measure=utf16_len)
 
     def make(h: str, s: str) -> _Block:
         href = _href(item.url)
@@ -178,7 +171,7 @@ def _item_block(n: int, item: ResultItem, budget: int) -> _Block:
             pp.append(html.unescape(href))
         return _Block("\n".join(hp), "\n".join(pp))
 
-    return _fit_block(make, _clean(item.title, oneline=True) or "—", _clean(item.snippet), budget)
+    return _fit_block(make, clean_text(item.title, oneline=True) or "—", clean_text(item.snippet), budget)
 
 
 def callback_data(button: Button) -> str:
@@ -194,7 +187,7 @@ def callback_data(button: Button) -> str:
 def keyboard(buttons: list[Button], per_row: int = 3) -> dict[str, Any] | None:
     if not buttons:
         return None
-    keys = [{"text": shorten(_clean(b.label, oneline=True), 64, measure=utf16_len) or b.action,
+    keys = [{"text": shorten(clean_text(b.label, oneline=True), 64, measure=utf16_len) or b.action,
              "callback_data": callback_data(b)} for b in buttons]
     return {"inline_keyboard": [keys[i : i + per_row] for i in range(0, len(keys), per_row)]}
 
@@ -207,7 +200,7 @@ def render_reply(reply: Reply, *, plain: bool = False, limit: int = MAX_TEXT) ->
         if markup and not plain:
             parts[-1]["reply_markup"] = markup
         return parts
-    text = _clean(reply.text)
+    text = clean_text(reply.text)
     budget = limit - 16
     blocks: list[_Block] = []
     if text:
