@@ -298,10 +298,14 @@ def test_title_template_removal_leaves_only_whole_words(title: list[str], other:
 def test_roundups_are_recognised() -> None:
     for title in ("FreeBuf早报 | 某某漏洞；某某事件", "极客早知道：三件事", "安全周报第5期", "牛览：本周要闻",
                   "安全动态回顾|两件大事", "⚡ Weekly Recap: threats and tools", "Daily Digest 2025-02-11",
-                  "每日安全资讯（2025-03-01）", "SecNews 2025-03-02 Review"):
+                  "每日安全资讯（2025-03-01）", "SecNews 2025-03-02 Review",
+                  # A span of days or a numbered week: a periodic digest of that span's events.
+                  "CERT-XY 5-11 marzo: due campagne e un fornitore sotto attacco", "Threats of Mar 5–11",
+                  "安全态势（3月5日-3月11日）", "Week 10: what happened", "第10周威胁情报"):
         assert is_roundup(title), title
     for title in ("北风机器人以24亿美元收购蓝鳍传感器公司", "Northwind Robotics to buy Bluefin Sensors",
-                  "Patch Tuesday fixes 63 flaws"):
+                  "Patch Tuesday fixes 63 flaws", "Police arrest 4-5 suspects in March raid",
+                  "Fix for 10-11 bugs in build 5"):
         assert not is_roundup(title), title
 
 

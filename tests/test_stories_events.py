@@ -256,3 +256,19 @@ def test_flaws_of_two_vendors_in_one_product_class_stay_apart() -> None:
         s = _stories(docs, background=background)
         assert s[1] == s[2], "one vendor's flaw in two reports was split"
         assert s[3] != s[1], "two vendors' flaws were joined"
+
+
+def test_one_outlets_two_posts_about_one_company_s_different_news_stay_apart() -> None:
+    """A science desk writes about one company twice in two days: a launch failure, then a sale.
+    Between one outlet's own pages the shared name and field are its beat, not one event."""
+    docs = [
+        _doc(1, "北风航天制造的一颗气象卫星在轨道上解体",
+             "北风航天为气象机构制造的一颗卫星周四在轨道上解体，地面站随后失去联系。\n"
+             "北风航天表示正在调查原因，这颗卫星于五年前发射，原计划服役十五年。", "科技快讯"),
+        _doc(2, "北风航天考虑出售旗下的太空业务",
+             "据知情人士透露，北风航天正在考虑出售旗下的太空业务，以便专注于民用飞机。\n"
+             "该业务包括卫星制造和发射服务，潜在买家包括多家私募基金。", "科技快讯", 20),
+    ]
+    for background in (False, True):
+        s = _stories(docs, background=background)
+        assert s[1] != s[2], "one outlet's two posts about one company joined"

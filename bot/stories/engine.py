@@ -79,8 +79,9 @@ class Params:
     house_share: float = 0.4  # a word on this share of an outlet's pages is its house vocabulary
     house_min_titles: int = 10  # ... of at least this many pages
     house_min_own: int = 4  # ... or this many, between one source's own pages
-    same_outlet_evidence: float = 6.0  # nats more asked when every member is from the article's outlet
+    same_outlet_evidence: float = 10.0  # nats more asked when every member is from the article's outlet
     evidence_per_sim: float = 6.0  # nats less evidence asked per 0.1 of similarity above the bar
+    evidence_floor: float = 0.0  # ... but never less than none: shared names must outweigh coincidence
     name_share: float = 0.15  # weight of the Latin-names cosine beside the all-words cosine
     title_share: float = 0.15  # ... and of the title-only cosine (short pages are mostly title)
     cross_lang_scale: float = 2.5  # Chinese and English reports share only names: rescale their cosine
@@ -891,7 +892,8 @@ class Engine:
     def _evidence_bar(self, score: float) -> float:
         """Nats of evidence asked of a join: less the closer the texts (a report this close that
         shares one rare name is that event), more near the similarity bar."""
-        return self.p.evidence - self.p.evidence_per_sim * (score - self.p.similarity) / 0.1
+        return max(self.p.evidence_floor,
+                   self.p.evidence - self.p.evidence_per_sim * (score - self.p.similarity) / 0.1)
 
     def _core(self, st: _StoryState, ts: float, own: bool = False) -> Counter[str]:
         """A story's key terms that a good part of its recent members share (all of them, for one

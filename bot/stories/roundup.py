@@ -28,6 +28,14 @@ _DIGEST_TITLE_RE = re.compile(
     r"|\b(?:mon|tues|wednes|thurs|fri|satur|sun)day,? "
     r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?\b",
     re.IGNORECASE)
+# A span of days or a numbered week in the title is a periodic digest ("CERT-AGID 5-11 ottobre",
+# "Oct 5–11", "10月5日-11日", "Week 42"): it lists that span's events.
+_MONTH = (r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|gen|mag|giu|lug|ago|set|ott|dic"
+          r"|mär|mai|okt|dez|janv|févr|avr|juil|août|déc|ene|abr|dic)[a-zéû]*\.?")
+_SPAN_TITLE_RE = re.compile(
+    rf"\b\d{{1,2}}\s*[-–—]\s*\d{{1,2}}\s+{_MONTH}(?![\w-])|\b{_MONTH}\s+\d{{1,2}}\s*[-–—]\s*\d{{1,2}}\b"
+    r"|\d{1,2}月\d{1,2}日?\s*[-–—~至到]\s*(?:\d{1,2}月)?\d{1,2}日|\bweek\s*\d{1,2}\b|第\s*\d{1,2}\s*周",
+    re.IGNORECASE)
 # A body that is mostly a list of other articles' headlines: short lines without sentence ends.
 _SENTENCE_END_RE = re.compile(r"[。！？.!?]\s*$")
 
@@ -41,7 +49,7 @@ def is_roundup(title: str, body: str = "", outlet: str = "") -> bool:
     # Format characters (a soft hyphen inside 牛览) would hide a word from the patterns.
     raw = "".join(c for c in title if unicodedata.category(c) != "Cf")
     t = unicodedata.normalize("NFKC", raw)
-    if _TITLE_RE.search(t) or _DIGEST_TITLE_RE.search(t):
+    if _TITLE_RE.search(t) or _DIGEST_TITLE_RE.search(t) or _SPAN_TITLE_RE.search(t):
         return True
     if _TWO_HEADLINES_RE.search(raw) or _LISTED_TITLES_RE.search(raw):
         return True
