@@ -30,10 +30,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot import commands
-from bot.adapters.base import Incoming
 from bot.app import App
 from bot.config import load_settings
 from bot.ingest import run_ingest
+from bot.model import Incoming
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
 from tests.test_adapters_support import ARTICLES

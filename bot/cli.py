@@ -148,6 +148,24 @@ async def _with_app(settings: Settings, fn: Callable[[App], Awaitable[int]]) -> 
         await app.close()
 
 
+def _show(args: argparse.Namespace, value: Any, lines: list[str]) -> None:
+    """``value`` as JSON with ``--json``, else the lines that say it for a person."""
+    if args.json:
+        _print_json(value)
+    else:
+        for line in lines:
+            _print(line)
+
+
+def _on_app(fn: Callable[[argparse.Namespace, App], Awaitable[int]]) -> Handler:
+    """A command that runs on an open App (closed again however it ends)."""
+
+    async def run(args: argparse.Namespace, settings: Settings) -> int:
+        return await _with_app(settings, lambda app: fn(args, app))
+
+    return run
+
+
 async def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         _print_json({"ok": True, "origin": settings.origin})
@@ -206,21 +224,19 @@ async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_app(settings, go)
 
 
-async def cmd_articles(args: argparse.Namespace, settings: Settings) -> int:
-    async def go(app: App) -> int:
-        arts = await list_articles(app.store)
-        if args.json:
-            _print_json([a.as_dict() for a in arts])
-        else:
-            for a in arts:
-                story = f" story={a.story_id}" if a.story_id else ""
-                dup = f" dup_of={a.duplicate_of}" if a.duplicate_of else ""
-                _print(f"{a.id:>6}  {a.published_at:%Y-%m-%d %H:%M}Z  [{printable(a.outlet)}] "
-                       f"{printable(a.title)}{story}{dup}")
-            _print(f"{len(arts)} articles")
-        return EXIT_OK
-
-    return await _with_app(settings, go)
+@_on_app
+async def cmd_articles(args: argparse.Namespace, app: App) -> int:
+    arts = await list_articles(app.store)
+    if args.json:
+        _print_json([a.as_dict() for a in arts])
+    else:
+        for a in arts:
+            story = f" story={a.story_id}" if a.story_id else ""
+            dup = f" dup_of={a.duplicate_of}" if a.duplicate_of else ""
+            _print(f"{a.id:>6}  {a.published_at:%Y-%m-%d %H:%M}Z  [{printable(a.outlet)}] "
+                   f"{printable(a.title)}{story}{dup}")
+        _print(f"{len(arts)} articles")
+    return EXIT_OK
 
 
 SAMPLE_TITLES = 5
@@ -273,48 +289,38 @@ async def cmd_stories(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_app(settings, go)
 
 
-async def cmd_recluster(args: argparse.Namespace, settings: Settings) -> int:
-    async def go(app: App) -> int:
-        result = await recluster(app)
+@_on_app
+async def cmd_recluster(args: argparse.Namespace, app: App) -> int:
+    result = await recluster(app)
+    lines = [f"rebuilt {result['stories']} stories from {result['articles']} articles "
+             f"({result['duplicates']} duplicates)"]
+    skipped: Any = result["skipped"]
+    if skipped:
+        lines.append(f"{len(skipped)} articles could not be placed and have no story:")
+        lines += [f"  article {s['id']} ({s['title']!r}): {s['reason']}" for s in skipped]
+    _show(args, result, lines)
+    return EXIT_OK
+
+
+@_on_app
+async def cmd_digest(args: argparse.Namespace, app: App) -> int:
+    if args.preview:
+        payloads = await app.preview_digest(fmt=args.format, locale=args.locale)
         if args.json:
-            _print_json(result)
+            _print_json(payloads)
         else:
-            _print(f"rebuilt {result['stories']} stories from {result['articles']} articles "
-                  f"({result['duplicates']} duplicates)")
-            skipped: Any = result["skipped"]
-            if skipped:
-                _print(f"{len(skipped)} articles could not be placed and have no story:")
-                for s in skipped:
-                    _print(f"  article {s['id']} ({s['title']!r}): {s['reason']}")
+            for i, p in enumerate(payloads):
+                if i:
+                    _print("\n" + "─" * 40 + "\n")
+                _print(p.get("text") if isinstance(p, dict) else p)
         return EXIT_OK
-
-    return await _with_app(settings, go)
-
-
-async def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
-    async def go(app: App) -> int:
-        if args.preview:
-            payloads = await app.preview_digest(fmt=args.format, locale=args.locale)
-            if args.json:
-                _print_json(payloads)
-            else:
-                for i, p in enumerate(payloads):
-                    if i:
-                        _print("\n" + "─" * 40 + "\n")
-                    _print(p.get("text") if isinstance(p, dict) else p)
-            return EXIT_OK
-        result = await send_now(app)
-        if args.json:
-            _print_json(result)
-        else:
-            _print(f"{result['subscriptions']} subscriptions, {result['messages']} messages queued, "
-                  f"{result['sent']} sent, {result['dead']} dead, {result['pending']} pending")
-        if result.get("dead", 0):
-            _print(f"digestbot: {result['dead']} messages left as dead letters (digestbot outbox shows why)",
-                   file=sys.stderr)
-        return EXIT_OK if result.get("pending", 0) == 0 and result.get("dead", 0) == 0 else EXIT_ERROR
-
-    return await _with_app(settings, go)
+    result = await send_now(app)
+    _show(args, result, [f"{result['subscriptions']} subscriptions, {result['messages']} messages queued, "
+                         f"{result['sent']} sent, {result['dead']} dead, {result['pending']} pending"])
+    if result.get("dead", 0):
+        _print(f"digestbot: {result['dead']} messages left as dead letters (digestbot outbox shows why)",
+               file=sys.stderr)
+    return EXIT_OK if result.get("pending", 0) == 0 and result.get("dead", 0) == 0 else EXIT_ERROR
 
 
 async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
@@ -339,54 +345,50 @@ async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_app(settings, go)
 
 
-async def cmd_subscriptions(args: argparse.Namespace, settings: Settings) -> int:
-    async def go(app: App) -> int:
-        if args.subs_command == "add":
-            if args.adapter not in app.settings.adapter_configs:
-                raise UsageError(f"adapter {args.adapter!r} is not configured "
-                                 f"(configured: {', '.join(app.adapter_names)})")
-            try:
-                out = await subs.add_many(app, args.adapter, args.chat_ids, locale=args.locale, tz=args.tz,
-                                          times=args.times)
-            except ValueError as exc:  # a bad zone, time or chat id is a usage error (exit 2)
-                raise UsageError(str(exc)) from None
-            if args.json:
-                _print_json([s.as_dict() for s in out])
-            else:
-                for s in out:
-                    times = ",".join(s.times)
-                    _print(f"subscribed {s.adapter}:{s.chat_id} ({s.locale}, {s.timezone}, {times})")
-            return EXIT_OK
-        if args.subs_command == "remove":
-            n = await subs.deactivate_many(app.store, args.adapter, args.chat_ids, reason="removed by admin")
-            _print(json.dumps({"removed": n}) if args.json else f"unsubscribed {n} chats")
-            return EXIT_OK
-        items = await subs.list_subscriptions(app.store)
+@_on_app
+async def cmd_subscriptions(args: argparse.Namespace, app: App) -> int:
+    if args.subs_command == "add":
+        if args.adapter not in app.settings.adapter_configs:
+            raise UsageError(f"adapter {args.adapter!r} is not configured "
+                             f"(configured: {', '.join(app.adapter_names)})")
+        try:
+            out = await subs.add_many(app, args.adapter, args.chat_ids, locale=args.locale, tz=args.tz,
+                                      times=args.times)
+        except ValueError as exc:  # a bad zone, time or chat id is a usage error (exit 2)
+            raise UsageError(str(exc)) from None
         if args.json:
-            _print_json([s.as_dict() for s in items])
+            _print_json([s.as_dict() for s in out])
         else:
-            for s in items:
-                state = "active" if s.active else f"inactive ({s.retired_reason or ''})"
-                _print(f"{s.adapter}:{s.chat_id}  {s.locale}  {s.timezone}  {','.join(s.times)}  {state}")
-            _print(f"{len(items)} subscriptions")
+            for s in out:
+                times = ",".join(s.times)
+                _print(f"subscribed {s.adapter}:{s.chat_id} ({s.locale}, {s.timezone}, {times})")
         return EXIT_OK
-
-    return await _with_app(settings, go)
-
-
-async def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
-    async def go(app: App) -> int:
-        st = await status(app.store)
-        if args.json:
-            _print_json(st)
-        else:
-            _print(f"pending {st['pending']}  sent {st['sent']}  dead {st['dead']}")
-            for d in st["dead_letters"]:
-                _print(f"  dead #{d['id']} {d['adapter']}:{d['chat_id']} after {d['attempts']} attempts: "
-                      f"{d['reason']}")
+    if args.subs_command == "remove":
+        n = await subs.deactivate_many(app.store, args.adapter, args.chat_ids, reason="removed by admin")
+        _print(json.dumps({"removed": n}) if args.json else f"unsubscribed {n} chats")
         return EXIT_OK
+    items = await subs.list_subscriptions(app.store)
+    if args.json:
+        _print_json([s.as_dict() for s in items])
+    else:
+        for s in items:
+            state = "active" if s.active else f"inactive ({s.retired_reason or ''})"
+            _print(f"{s.adapter}:{s.chat_id}  {s.locale}  {s.timezone}  {','.join(s.times)}  {state}")
+        _print(f"{len(items)} subscriptions")
+    return EXIT_OK
 
-    return await _with_app(settings, go)
+
+@_on_app
+async def cmd_outbox(args: argparse.Namespace, app: App) -> int:
+    st = await status(app.store)
+    if args.json:
+        _print_json(st)
+    else:
+        _print(f"pending {st['pending']}  sent {st['sent']}  dead {st['dead']}")
+        for d in st["dead_letters"]:
+            _print(f"  dead #{d['id']} {d['adapter']}:{d['chat_id']} after {d['attempts']} attempts: "
+                  f"{d['reason']}")
+    return EXIT_OK
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:

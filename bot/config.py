@@ -11,7 +11,6 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -24,6 +23,7 @@ from pydantic import (
 )
 
 from bot.adapters.base import AdapterConfig, registry
+from bot.i18n.format import ZONE_HINT, known_zone
 from bot.store.db import normalise_db_url
 from bot.text.redact import url_password
 
@@ -67,12 +67,8 @@ Duration = Annotated[float, Field(description="seconds; accepts 90s, 15m, 2h")]
 
 
 def _check_tz(value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)") from exc
+    if value is not None and not known_zone(value):
+        raise ValueError(f"unknown time zone {value!r} ({ZONE_HINT})")
     return value
 
 

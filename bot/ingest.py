@@ -109,6 +109,11 @@ class SourceReport:
         }
 
 
+def _total(attr: str) -> Any:
+    """A report-wide count: the sum of that count over its sources."""
+    return property(lambda self: sum(getattr(s, attr) for s in self.sources.values()))
+
+
 @dataclass
 class IngestReport:
     sources: dict[str, SourceReport] = field(default_factory=dict)
@@ -119,24 +124,10 @@ class IngestReport:
     def store_errors(self) -> list[str]:
         return [f"{s.name}: {s.store_error}" for s in self.sources.values() if s.store_error]
 
-    def _sum(self, attr: str) -> int:
-        return sum(getattr(s, attr) for s in self.sources.values())
-
-    @property
-    def new(self) -> int:
-        return self._sum("new")
-
-    @property
-    def updated(self) -> int:
-        return self._sum("updated")
-
-    @property
-    def unchanged(self) -> int:
-        return self._sum("unchanged")
-
-    @property
-    def rejected(self) -> int:
-        return self._sum("rejected")
+    new = _total("new")
+    updated = _total("updated")
+    unchanged = _total("unchanged")
+    rejected = _total("rejected")
 
     @property
     def rejections(self) -> list[Rejection]:

@@ -81,10 +81,10 @@ async def test_reads_for_other_stages(store: Store) -> None:
         got = await article_store.get_articles(conn, [batch[1].id, 999_999, batch[0].id])
         assert [a.title for a in got] == ["T1", "T0"]
         now = datetime.now(UTC)
-        since = await article_store.articles_ingested_since(conn, now - timedelta(minutes=5))
+        since = await article_store.articles_since(conn, now - timedelta(minutes=5))
         assert len(since) == 3
-        assert await article_store.articles_ingested_since(conn, now + timedelta(minutes=5)) == []
-        pub = await article_store.articles_published_since(conn, t0 + timedelta(hours=2))
+        assert await article_store.articles_since(conn, now + timedelta(minutes=5)) == []
+        pub = await article_store.articles_since(conn, t0 + timedelta(hours=2), by="published_at")
         assert [a.title for a in pub] == ["T1", "T0"]
         assert await article_store.count_articles(conn) == 3
 

@@ -120,6 +120,7 @@ class AdapterBase:
         self.name = name
         self.config = config
         self.context = context
+        self._on_command: CommandHandler | None = None  # set by start()
 
     @classmethod
     def render_preview(cls, digest: Digest) -> list[dict[str, Any]]:

@@ -77,32 +77,21 @@ def apply_filter_args(current: Filters, args: str) -> Filters:
         return Filters()
     f = Filters.from_dict(current.as_dict())
 
-    def add(lst: list[str], w: str, *others: list[str]) -> None:
-        for o in others:
-            if w in o:
-                o.remove(w)
-        if w not in lst:
-            lst.append(w)
-
     for raw in words:
         sign, w = "+", raw
         if w[0] in "+-−":
             sign, w = ("-" if w[0] != "+" else "+"), w[1:]
         outlet = next((w[len(p):] for p in _OUTLET_PREFIXES if w.lower().startswith(p)), None)
-        if outlet is not None:
-            if not outlet:
-                raise Usage("filter", filter="/filter")
-            if sign == "+":
-                add(f.outlets, outlet, f.exclude_outlets)
-            else:
-                add(f.exclude_outlets, outlet, f.outlets)
-            continue
+        # Keywords or outlets: a word goes on the wanted or the unwanted list, and off the other.
+        wanted, unwanted = (f.include, f.exclude) if outlet is None else (f.outlets, f.exclude_outlets)
+        w = w if outlet is None else outlet
         if not w:
             raise Usage("filter", filter="/filter")
-        if sign == "+":
-            add(f.include, w, f.exclude)
-        else:
-            add(f.exclude, w, f.include)
+        to, off = (wanted, unwanted) if sign == "+" else (unwanted, wanted)
+        if w in off:
+            off.remove(w)
+        if w not in to:
+            to.append(w)
     for lst in (f.include, f.exclude, f.outlets, f.exclude_outlets):
         if len(lst) > MAX_FILTER_TERMS:
             raise Usage("too_many_terms", n=MAX_FILTER_TERMS)

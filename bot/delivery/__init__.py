@@ -1,1 +1,2 @@
-"""Delivery: rate limits, failure classification and the worker that drains the outbox."""
+"""Delivery: the outbox table (``queue``), queueing a digest (``enqueue``), the worker that
+sends within each adapter's limits (``worker``, ``ratelimit``), and ``digest --send`` (``drain``)."""

@@ -7,6 +7,7 @@ every platform. Zones, dates and outlet names come from ``bot.i18n.format``.
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 from bot.i18n import t
 from bot.i18n.format import format_time, outlets_label, zone
@@ -14,6 +15,9 @@ from bot.model import Digest, DigestEntry
 from bot.text.summary import cjk_punctuation, shorten
 
 _WS_RE = re.compile(r"\s+")
+# Longer links are not shown as links (no platform needs them, some refuse them).
+MAX_URL = 2048
+_HTTP_RE = re.compile(r"^https?://\S+$", re.I)
 # Control characters and lone surrogates: no chat platform or terminal takes them.
 _BAD_CHARS_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 # A headline longer than this (display columns) is cut at a word or clause, with an ellipsis:
@@ -26,6 +30,17 @@ def clean_text(text: str, *, oneline: bool = False) -> str:
     ``oneline`` its runs of white space (newlines too) folded to one space."""
     text = _BAD_CHARS_RE.sub("", text or "")
     return " ".join(text.split()) if oneline else text.strip()
+
+
+def link_url(url: str | None) -> str | None:
+    """``url`` as every renderer may link it: http(s) only, one line, at most ``MAX_URL``, and
+    the characters a URL may not carry raw percent-encoded (existing escapes kept). None: no link."""
+    if not url:
+        return None
+    url = clean_text(url, oneline=True)
+    if not _HTTP_RE.match(url) or len(url) > MAX_URL:
+        return None
+    return quote(url, safe="/:?#[]@!$&'()*+,;=%~-._")  # leaves no space, | < > or quote
 
 
 def entry_meta(digest: Digest, entry: DigestEntry) -> str:

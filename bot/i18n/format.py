@@ -13,22 +13,27 @@ from bot.i18n import normalise_locale, strings, t
 log = logging.getLogger(__name__)
 
 
+ZONE_HINT = "use an IANA name such as Asia/Shanghai"
+
+
 def known_zone(name: str) -> bool:
-    """Whether ``name`` is an IANA time zone this machine knows."""
+    """Whether ``name`` is an IANA time zone this machine knows (never a file path)."""
+    if not name or name.startswith("/") or len(name) > 64:
+        return False
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return False
     return True
 
 
 def zone(name: str | None, fallback: str = "UTC") -> tzinfo:
+    """``name`` as a zone; an unknown one (logged) falls back to ``fallback``, then UTC."""
     for candidate in (name, fallback):
         if candidate:
-            try:
+            if known_zone(candidate):
                 return ZoneInfo(candidate)
-            except (ZoneInfoNotFoundError, ValueError):
-                log.warning("unknown time zone %r; using %s", candidate, fallback)
+            log.warning("unknown time zone %r; using %s", candidate, fallback)
     return UTC
 
 

@@ -90,26 +90,19 @@ def _left_open(value: str) -> bool:
     if not value:
         return False
     first = value[0]
-    if first == "'":
+    if first in "'\"":
         i = 1
         while True:
-            j = value.find("'", i)
+            j = value.find(first, i)
             if j < 0:
                 return True
-            if value[j + 1:j + 2] == "'":  # '' is an escaped quote
+            # An escaped quote does not close: '' in single quotes, \" in double quotes.
+            if first == "'" and value[j + 1:j + 2] == "'":
                 i = j + 2
-                continue
-            return False
-    if first == '"':
-        i = 1
-        while True:
-            j = value.find('"', i)
-            if j < 0:
-                return True
-            if _escaped(value, j):
+            elif first == '"' and _escaped(value, j):
                 i = j + 1
-                continue
-            return False
+            else:
+                return False
     if first in "[{":
         depth = 0
         for ch in value:

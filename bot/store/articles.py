@@ -197,23 +197,15 @@ async def get_articles(conn: AsyncConnection, ids: Iterable[int]) -> list[Articl
     return [found[i] for i in ids if i in found]
 
 
-async def articles_ingested_since(conn: AsyncConnection, since: datetime, until: datetime | None = None
-                                  ) -> list[Article]:
-    """Articles stored in ``[since, until)`` by ingest time (digest windows), oldest first."""
-    q = _select().where(articles.c.ingested_at >= since)
+async def articles_since(conn: AsyncConnection, since: datetime, until: datetime | None = None, *,
+                         by: str = "ingested_at") -> list[Article]:
+    """Articles in ``[since, until)`` by ``by`` (``ingested_at``: digest windows; ``published_at``:
+    a story window), oldest first."""
+    col = articles.c[by]
+    q = _select().where(col >= since)
     if until is not None:
-        q = q.where(articles.c.ingested_at < until)
-    res = await conn.execute(q.order_by(articles.c.ingested_at, articles.c.id))
-    return [row_to_article(r) for r in res]
-
-
-async def articles_published_since(conn: AsyncConnection, since: datetime, until: datetime | None = None
-                                   ) -> list[Article]:
-    """Articles published in ``[since, until)``, oldest first (e.g. a story window)."""
-    q = _select().where(articles.c.published_at >= since)
-    if until is not None:
-        q = q.where(articles.c.published_at < until)
-    res = await conn.execute(q.order_by(articles.c.published_at, articles.c.id))
+        q = q.where(col < until)
+    res = await conn.execute(q.order_by(col, articles.c.id))
     return [row_to_article(r) for r in res]
 
 

@@ -13,13 +13,13 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.i18n import LOCALES, normalise_locale
+from bot.i18n.format import ZONE_HINT, known_zone
 from bot.model import Filters, Subscription
 from bot.store.tables import subscriptions as t_subs
 
@@ -49,13 +49,8 @@ class InvalidSetting(ValueError):
 
 def validate_tz(value: str) -> str:
     v = (value or "").strip()
-    try:
-        if not v or v.startswith("/") or len(v) > 64:
-            raise ValueError(v)
-        ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise InvalidSetting(
-            "tz", f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)", v) from None
+    if not known_zone(v):
+        raise InvalidSetting("tz", f"unknown time zone {value!r} ({ZONE_HINT})", v)
     return v
 
 
@@ -141,27 +136,19 @@ def _values(sub: Subscription) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def _tx(target: Store | AsyncConnection) -> AsyncIterator[AsyncConnection]:
+async def _conn(target: Store | AsyncConnection, *, write: bool) -> AsyncIterator[AsyncConnection]:
+    """The caller's connection (inside its transaction), else one of the store's."""
     if isinstance(target, AsyncConnection):
         yield target
-    else:
-        async with target.begin() as conn:
-            yield conn
-
-
-@asynccontextmanager
-async def _read(target: Store | AsyncConnection) -> AsyncIterator[AsyncConnection]:
-    if isinstance(target, AsyncConnection):
-        yield target
-    else:
-        async with target.connect() as conn:
-            yield conn
+        return
+    async with target.begin() if write else target.connect() as conn:
+        yield conn
 
 
 # -- queries --------------------------------------------------------------------------------------
 
 async def get(target: Store | AsyncConnection, adapter: str, chat_id: str) -> Subscription | None:
-    async with _read(target) as conn:
+    async with _conn(target, write=False) as conn:
         row = (await conn.execute(
             select(t_subs).where(t_subs.c.adapter == adapter, t_subs.c.chat_id == str(chat_id))
         )).first()
@@ -169,7 +156,7 @@ async def get(target: Store | AsyncConnection, adapter: str, chat_id: str) -> Su
 
 
 async def get_by_id(target: Store | AsyncConnection, sub_id: int) -> Subscription | None:
-    async with _read(target) as conn:
+    async with _conn(target, write=False) as conn:
         row = (await conn.execute(select(t_subs).where(t_subs.c.id == sub_id))).first()
     return _from_row(row) if row else None
 
@@ -181,7 +168,7 @@ async def list_subscriptions(target: Store | AsyncConnection, *, adapter: str | 
         q = q.where(t_subs.c.adapter == adapter)
     if active_only:
         q = q.where(t_subs.c.active.is_(True))
-    async with _read(target) as conn:
+    async with _conn(target, write=False) as conn:
         rows = (await conn.execute(q)).all()
     return [_from_row(r) for r in rows]
 
@@ -197,7 +184,7 @@ async def upsert(target: Store | AsyncConnection, sub: Subscription) -> Subscrip
     """Insert ``sub`` or overwrite the settings of the row for its (adapter, chat_id)."""
     sub.chat_id = str(sub.chat_id)
     now = _now()
-    async with _tx(target) as conn:
+    async with _conn(target, write=True) as conn:
         existing = (await conn.execute(
             select(t_subs.c.id).where(t_subs.c.adapter == sub.adapter, t_subs.c.chat_id == sub.chat_id)
         )).first()
@@ -281,7 +268,7 @@ async def add_many(app: App, adapter: str, chat_ids: Iterable[str], *, locale: s
 async def deactivate_many(target: Store | AsyncConnection, adapter: str, chat_ids: Iterable[str],
                           reason: str) -> int:
     ids = [str(c) for c in chat_ids]
-    async with _tx(target) as conn:
+    async with _conn(target, write=True) as conn:
         res = await conn.execute(
             update(t_subs)
             .where(t_subs.c.adapter == adapter, t_subs.c.chat_id.in_(ids), t_subs.c.active.is_(True))
@@ -292,7 +279,7 @@ async def deactivate_many(target: Store | AsyncConnection, adapter: str, chat_id
 
 async def retire(target: Store | AsyncConnection, sub_id: int, reason: str) -> bool:
     """Stop sending to a subscription (blocked, kicked, chat gone, unsubscribed)."""
-    async with _tx(target) as conn:
+    async with _conn(target, write=True) as conn:
         res = await conn.execute(
             update(t_subs).where(t_subs.c.id == sub_id)
             .values(active=False, retired_reason=reason, updated_at=_now())
@@ -303,7 +290,7 @@ async def retire(target: Store | AsyncConnection, sub_id: int, reason: str) -> b
 
 
 async def reactivate(target: Store | AsyncConnection, sub_id: int) -> bool:
-    async with _tx(target) as conn:
+    async with _conn(target, write=True) as conn:
         res = await conn.execute(
             update(t_subs).where(t_subs.c.id == sub_id)
             .values(active=True, retired_reason=None, updated_at=_now())
@@ -329,7 +316,7 @@ async def update_settings(target: Store | AsyncConnection, sub_id: int, *, local
         values["quiet_hours"] = quiet_hours or None
     if filters is not None:
         values["filters"] = filters.as_dict()
-    async with _tx(target) as conn:
+    async with _conn(target, write=True) as conn:
         if values:
             await conn.execute(
                 update(t_subs).where(t_subs.c.id == sub_id).values(**values, updated_at=_now()))
@@ -350,7 +337,7 @@ async def move_chat(target: Store | AsyncConnection, adapter: str, old_chat_id: 
     If the new id already has a row (e.g. someone subscribed there too), the old row keeps
     nothing worth merging over it and is retired instead."""
     old_chat_id, new_chat_id = str(old_chat_id), str(new_chat_id)
-    async with _tx(target) as conn:
+    async with _conn(target, write=True) as conn:
         old = await get(conn, adapter, old_chat_id)
         if old is None:
             return None
@@ -371,5 +358,5 @@ async def move_chat(target: Store | AsyncConnection, adapter: str, old_chat_id: 
 
 
 async def set_last_digest_at(target: Store | AsyncConnection, sub_id: int, at: datetime) -> None:
-    async with _tx(target) as conn:
+    async with _conn(target, write=True) as conn:
         await conn.execute(update(t_subs).where(t_subs.c.id == sub_id).values(last_digest_at=at))

@@ -140,13 +140,17 @@ term_df = Table(
     Column("df", Integer, nullable=False),
 )
 
+def _chat_columns() -> list[Column[Any]]:
+    """How a subscription and an outbox row name their chat: adapter, the platform's id, its kind."""
+    return [Column("adapter", String(50), nullable=False), Column("chat_id", String(100), nullable=False),
+            Column("chat_type", String(20), nullable=False, default="private")]
+
+
 subscriptions = Table(
     "subscriptions",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("adapter", String(50), nullable=False),
-    Column("chat_id", String(100), nullable=False),
-    Column("chat_type", String(20), nullable=False, default="private"),
+    *_chat_columns(),
     Column("locale", String(10), nullable=False, default="zh-CN"),
     Column("timezone", String(64), nullable=False, default="Asia/Shanghai"),
     Column("times", JSON, nullable=False, default=list),
@@ -179,9 +183,7 @@ outbox = Table(
     "outbox",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("adapter", String(50), nullable=False),
-    Column("chat_id", String(100), nullable=False),
-    Column("chat_type", String(20), nullable=False, default="private"),
+    *_chat_columns(),
     Column("subscription_id", Id, ForeignKey("subscriptions.id", ondelete="SET NULL")),
     Column("batch", String(64), nullable=False),  # one digest = one batch of parts
     Column("seq", Integer, nullable=False, default=0),

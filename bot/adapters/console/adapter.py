@@ -36,7 +36,6 @@ class ConsoleAdapter(AdapterBase):
         self._buf = b""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._on_command: CommandHandler | None = None
 
     async def start(self, on_command: CommandHandler) -> None:
         self._on_command = on_command

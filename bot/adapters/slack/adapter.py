@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from bot.adapters.base import AdapterBase, AdapterConfig, AdapterContext, CommandHandler
+from bot.adapters.http import listen, listening_port
 from bot.adapters.slack import render as r
 from bot.delivery.ratelimit import RateLimits
 from bot.i18n import t
@@ -150,8 +151,6 @@ class SlackAdapter(AdapterBase):
         self._bolt: AsyncApp | None = None
         self._socket: Any = None
         self._runner: web.AppRunner | None = None
-        self._on_command: CommandHandler | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._locales: dict[str, tuple[str | None, float]] = {}
 
     @staticmethod
@@ -223,25 +222,14 @@ class SlackAdapter(AdapterBase):
                 return web.Response(status=401, text="invalid request")
             return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
 
-        webapp = web.Application(client_max_size=1_000_000)
-        webapp.router.add_post(self.config.path, events)
-        runner = web.AppRunner(webapp, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, self.config.host, self.config.port).start()
-        self._runner = runner
+        self._runner = await listen(self.config.path, events, self.config.host, self.config.port)
 
     @property
     def http_port(self) -> int | None:
         """The port HTTP mode listens on (useful with port: 0)."""
-        if self._runner is None:
-            return None
-        for addr in self._runner.addresses:
-            return int(addr[1])
-        return None
+        return listening_port(self._runner)
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
         if self._socket is not None:
             try:
                 await self._socket.close_async()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import quote
 
 from bot.adapters.slack.limits import (
     MAX_ACTION_ID,
@@ -22,13 +21,12 @@ from bot.adapters.slack.limits import (
     MAX_HEADER,
     MAX_SECTION,
 )
-from bot.digest.format import clean_text, entry_meta, part_label
+from bot.digest.format import clean_text, entry_meta, link_url, part_label
 from bot.i18n import t
 from bot.model import Button, Digest, DigestEntry, Reply, ResultItem
 from bot.text.summary import shorten
 from bot.text.width import utf16_len
 
-_MAX_URL = 2048
 # Bare @here/@channel/@everyone only notify with link_names, but a word joiner makes sure.
 _AT_RE = re.compile(r"@(?=(here|channel|everyone)\b)", re.I)
 
@@ -50,14 +48,9 @@ def _fit(text: str, limit: int) -> str:
 
 
 def _url(url: str | None) -> str | None:
-    """A URL safe inside <url|label>: http(s) only, and no character that ends the link."""
-    if not url:
-        return None
-    url = clean_text(url, oneline=True)
-    if not re.match(r"^https?://\S+$", url, re.I) or len(url) > _MAX_URL:
-        return None
-    url = quote(url, safe="/:?#[]@!$&'()*+,;=%~-._")  # leaves no | < > or space
-    return url.replace("&", "&amp;")
+    """A URL safe inside <url|label>: no character that ends the link, & escaped."""
+    url = link_url(url)
+    return url.replace("&", "&amp;") if url else None
 
 
 def _link(url: str | None, label_raw: str, room: int) -> str:

@@ -26,6 +26,7 @@ from bot.adapters.base import (
     ChatMigrated,
     CommandHandler,
 )
+from bot.adapters.http import listen, listening_port
 from bot.adapters.telegram import render as r
 from bot.commands import descriptions, needs_admin
 from bot.delivery.ratelimit import RateLimits
@@ -130,9 +131,7 @@ class TelegramAdapter(AdapterBase):
         self._bot: ExtBot[Any] | None = None
         self._bot_ready = False
         self._application: Application[Any, Any, Any, Any, Any, Any] | None = None
-        self._on_command: CommandHandler | None = None
         self._web_runner: web.AppRunner | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._reply_locks: dict[str, asyncio.Lock] = {}
         self.username: str = ""
 
@@ -223,8 +222,6 @@ class TelegramAdapter(AdapterBase):
         if self._web_runner is not None:
             await self._web_runner.cleanup()
             self._web_runner = None
-        for task in list(self._tasks):
-            task.cancel()
         if application is not None:
             try:
                 if application.updater is not None and application.updater.running:
@@ -256,16 +253,9 @@ class TelegramAdapter(AdapterBase):
     # -- webhook ----------------------------------------------------------------------------------
 
     async def _start_webhook(self) -> None:
-        from aiohttp import web
-
         c = self.config
-        webapp = web.Application(client_max_size=1_000_000)
-        webapp.router.add_post(c.webhook_path, self._webhook_request)
-        runner = web.AppRunner(webapp, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, c.webhook_listen, c.webhook_port)
-        await site.start()
-        self._web_runner = runner
+        self._web_runner = await listen(c.webhook_path, self._webhook_request, c.webhook_listen,
+                                        c.webhook_port)
         bot = await self._ensure_bot()
         assert c.webhook_url and c.webhook_secret
         await bot.set_webhook(c.webhook_url, secret_token=c.webhook_secret.get_secret_value(),
@@ -275,11 +265,7 @@ class TelegramAdapter(AdapterBase):
     @property
     def webhook_port(self) -> int | None:
         """The port actually listened on (useful with webhook_port: 0)."""
-        if self._web_runner is None:
-            return None
-        for addr in self._web_runner.addresses:
-            return int(addr[1])
-        return None
+        return listening_port(self._web_runner)
 
     async def _webhook_request(self, request: web.Request) -> web.Response:
         from aiohttp import web

@@ -13,9 +13,8 @@ import logging
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
-from bot.digest.format import clean_text, entry_meta, part_label
+from bot.digest.format import clean_text, entry_meta, link_url, part_label
 from bot.i18n import t
 from bot.model import Button, Digest, DigestEntry, Reply, ResultItem
 from bot.text.summary import shorten
@@ -25,7 +24,6 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 4096  # UTF-16 code units after entity parsing
 MAX_CALLBACK_BYTES = 64
-_MAX_URL = 2048
 _TAGS_RE = re.compile(r"<[^>]+>")
 _MAX_HEADING = 256
 _SEP = "\n\n"
@@ -39,13 +37,8 @@ def esc(text: str) -> str:
 
 
 def _href(url: str | None) -> str | None:
-    if not url:
-        return None
-    url = clean_text(url, oneline=True)
-    if not re.match(r"^https?://[^\s]+$", url, re.I) or len(url) > _MAX_URL:
-        return None
-    # Characters a URL may not carry raw are percent-encoded; existing escapes are kept.
-    return html.escape(quote(url, safe="/:?#[]@!$&'()*+,;=%~-._"), quote=True)
+    url = link_url(url)
+    return html.escape(url, quote=True) if url else None
 
 
 class _Block:
