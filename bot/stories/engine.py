@@ -539,7 +539,7 @@ class Engine:
         blended with the background prior (worth ``prior_docs`` articles), so a young store already
         knows common words and the prior fades as the store grows."""
         df, k = self.df, self.p.prior_docs
-        d = np.fromiter((df.get(t, 0) for t in names), dtype=np.float64, count=len(names))
+        d = np.fromiter(map(df.get, names, itertools.repeat(0)), dtype=np.float64, count=len(names))
         p0 = self._priors(names, lang)
         return self.p.idf_offset - np.log((d + k * p0 + 0.5) / (self.n_docs + k + 1.0))
 
@@ -548,9 +548,8 @@ class Engine:
         cache = self._prior_cache.get(lang)
         if cache is None or len(cache) > 200_000:
             cache = self._prior_cache[lang] = {}
-        for t in names:
-            if t not in cache:
-                cache[t] = prior_share(t, lang)
+        for t in set(names).difference(cache):  # the set difference runs in C: most are known
+            cache[t] = prior_share(t, lang)
         return np.fromiter(map(cache.__getitem__, names), dtype=np.float64, count=len(names))
 
     def _vector(self, it: _Item) -> dict[str, float]:
