@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -108,7 +108,10 @@ class Adapter(Protocol):
         ...
 
 
-class AdapterBase:
+ConfigT = TypeVar("ConfigT", bound=AdapterConfig)
+
+
+class AdapterBase(Generic[ConfigT]):
     """What the built-in adapters share (a third-party one may use it too): construction from
     ``(name, config, context)`` and rendering through a ``render(value, plain=)`` function."""
 
@@ -116,9 +119,9 @@ class AdapterBase:
     # The adapter's render.py entry point, as ``staticmethod(render)``.
     renderer: ClassVar[Callable[..., list[dict[str, Any]]]]
 
-    def __init__(self, name: str, config: AdapterConfig, context: AdapterContext):
+    def __init__(self, name: str, config: ConfigT, context: AdapterContext):
         self.name = name
-        self.config = config
+        self.config: ConfigT = config
         self.context = context
         self._on_command: CommandHandler | None = None  # set by start()
 

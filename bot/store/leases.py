@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -80,21 +81,21 @@ async def holder_of(store: Store, name: str) -> str | None:
 Callback = Callable[[], Awaitable[None]]
 
 
+@dataclass(eq=False)
 class LeaseKeeper:
     """Keeps trying to hold a lease; runs ``on_acquired`` / ``on_lost`` as it changes hands."""
 
-    def __init__(self, store: Store, name: str, holder: str, *, on_acquired: Callback, on_lost: Callback,
-                 ttl: float = TTL, retry: float = RETRY):
-        self.store = store
-        self.name = name
-        self.holder = holder
-        self.on_acquired = on_acquired
-        self.on_lost = on_lost
-        self.ttl = ttl
-        self.retry = retry
-        self.held = False
-        self._task: asyncio.Task[None] | None = None
-        self.first_try = asyncio.Event()
+    store: Store
+    name: str
+    holder: str
+    _: KW_ONLY
+    on_acquired: Callback
+    on_lost: Callback
+    ttl: float = TTL
+    retry: float = RETRY
+    held: bool = field(default=False, init=False)
+    first_try: asyncio.Event = field(default_factory=asyncio.Event, init=False)  # set after the first attempt
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name=f"lease-{self.name}")

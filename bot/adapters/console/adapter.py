@@ -25,10 +25,9 @@ class ConsoleConfig(AdapterConfig):
     interactive: bool | None = None  # read commands from stdin; default: when stdin is a terminal
 
 
-class ConsoleAdapter(AdapterBase):
+class ConsoleAdapter(AdapterBase[ConsoleConfig]):
     config_model = ConsoleConfig
     renderer = staticmethod(render)
-    config: ConsoleConfig
 
     def __init__(self, name: str, config: ConsoleConfig, context: AdapterContext):
         super().__init__(name, config, context)

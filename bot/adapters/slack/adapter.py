@@ -140,10 +140,9 @@ def chat_type_of(channel_id: str, channel_name: str | None = None) -> str:
     return "channel"
 
 
-class SlackAdapter(AdapterBase):
+class SlackAdapter(AdapterBase[SlackConfig]):
     config_model = SlackConfig
     renderer = staticmethod(r.render)
-    config: SlackConfig
 
     def __init__(self, name: str, config: SlackConfig, context: AdapterContext):
         super().__init__(name, config, context)

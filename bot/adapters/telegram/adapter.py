@@ -121,10 +121,9 @@ def classify(exc: Exception) -> SendError:
     return SendError("fatal", msg)
 
 
-class TelegramAdapter(AdapterBase):
+class TelegramAdapter(AdapterBase[TelegramConfig]):
     config_model = TelegramConfig
     renderer = staticmethod(r.render)
-    config: TelegramConfig
 
     def __init__(self, name: str, config: TelegramConfig, context: AdapterContext):
         super().__init__(name, config, context)
