@@ -49,7 +49,7 @@ def params_from_settings(settings: Any) -> Params:
 def _collect_less_often() -> None:
     """The story window keeps hundreds of thousands of long-lived objects (pages, terms, caches),
     and the cyclic collector's default first threshold (700 allocations) walks into them over and
-    over: 12–20 % of an ingest's main-process CPU in ``benchmarks/stories.py``. Collect young
+    over: about 11 % of an ingest's main-process CPU in ``benchmarks/stories.py``. Collect young
     objects every 10,000 allocations instead; nothing here relies on prompt collection."""
     if gc.get_threshold()[0] < _GC_YOUNG:
         gc.set_threshold(_GC_YOUNG, *gc.get_threshold()[1:])
