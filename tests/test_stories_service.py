@@ -300,3 +300,16 @@ def test_evaluate_by_day_on_the_dev_set(shared_dir: Path) -> None:
     assert len(res["days"]) == 11 and res["mean"]["documents"] == 520
     assert res["mean"]["story"]["precision"] >= 0.96 and res["mean"]["story"]["f1"] >= 0.93
     assert min(d["story"]["precision"] for d in res["days"].values()) >= 0.92
+
+
+async def test_loading_the_window_makes_young_collections_rarer(store) -> None:  # type: ignore[no-untyped-def]
+    """The window's long-lived objects are not walked every 700 allocations (see service)."""
+    import gc
+
+    before = gc.get_threshold()
+    gc.set_threshold(700, *before[1:])
+    try:
+        await StoryService.load(store, load_settings(text="{}"))
+        assert gc.get_threshold()[0] >= 10_000
+    finally:
+        gc.set_threshold(*before)

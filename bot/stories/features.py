@@ -174,7 +174,7 @@ class ArticleFeatures:
 
 
 def _interned(words: list[str]) -> list[str]:
-    return [sys.intern(w) for w in words]
+    return list(map(sys.intern, words))
 
 
 def extract(title: str, body: str, outlet: str, *, template_gram: int, signature: bool = True

@@ -45,7 +45,9 @@ def _segment(text: str, search_mode: bool) -> list[str]:
     cut = None
     for m in _RUN_RE.finditer(text):
         run = m.group(0)
-        if _CJK_RE.match(run):
+        if run.isascii():  # most runs: one test in C before the script regexes
+            out.append(run.lower())
+        elif _CJK_RE.match(run):
             if cut is None:
                 jb = _jieba()
                 cut = jb.cut_for_search if search_mode else jb.cut
@@ -158,10 +160,7 @@ def terms(text: str, lang: str = "en") -> list[str]:
     URLs are cut into their words. Only words the language's word list knows are stemmed
     (tools -> tool): names are kept as written, so an Italian and a German report still share them.
     """
-    out: list[str] = []
-    for w in words(_prepare(text)):
-        out.extend(_term(w, lang))
-    return out
+    return [t for w in words(_prepare(text)) for t in _term(w, lang)]
 
 
 @lru_cache(maxsize=131_072)
