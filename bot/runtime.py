@@ -35,7 +35,6 @@ from bot.store.leases import LEADER, LeaseKeeper, lease_ttl
 log = logging.getLogger(__name__)
 
 EXIT_AFTER_START = "DIGESTBOT_EXIT_AFTER_START"
-LEADER_LEASE = LEADER
 
 
 async def ensure_console_subscription(app: App) -> Subscription | None:
@@ -122,7 +121,7 @@ class Service:
     async def start(self) -> None:
         app = self.app
         if app.settings.server.port:
-            self.health = HealthServer(app, leases=lambda: {LEADER_LEASE: self.leading})
+            self.health = HealthServer(app, leases=lambda: {LEADER: self.leading})
             await self.health.start(app.settings.server.host, app.settings.server.port)
         app.delivery_wake = self._wake
         app.on_subscription_changed = self._changed
@@ -131,7 +130,7 @@ class Service:
                 self.polling.append(name)
             else:
                 await self._start_adapter(name)
-        self.lease = LeaseKeeper(app.store, LEADER_LEASE, app.instance_id, on_acquired=self._lead,
+        self.lease = LeaseKeeper(app.store, LEADER, app.instance_id, on_acquired=self._lead,
                                  on_lost=self._follow, ttl=lease_ttl())
         self.lease.start()
         await self.lease.first_try.wait()
