@@ -16,6 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bot.stories.roundup import is_roundup
+from bot.text.frequency import script_language
+from bot.text.tokenize import name_terms, terms
+
 NUM_PERM = 128
 # 42 bands x 3 rows (126 of the 128 values): a pair at Jaccard 0.45 is found with
 # probability 0.98 (32 x 4: 0.74). Two outlets' frames around one copied text keep its
@@ -65,7 +69,7 @@ def shingles(text: str, k: int = SHINGLE) -> set[str]:
 
 def minhash(shingle_sets: Sequence[Iterable[str]]) -> list[list[int]]:
     """MinHash signatures (NUM_PERM uint32 each) for several shingle sets in one native call."""
-    from rensa import RMinHash
+    from rensa import RMinHash  # native extension, loaded where signatures are first cut
 
     sigs: list[list[int]] = []
     for sh in shingle_sets:
@@ -179,10 +183,6 @@ def _interned(words: list[str]) -> list[str]:
 
 def extract(title: str, body: str, outlet: str, *, template_gram: int, signature: bool = True
             ) -> ArticleFeatures:
-    from bot.stories.roundup import is_roundup
-    from bot.text.frequency import script_language
-    from bot.text.tokenize import name_terms, terms
-
     lines = body_lines(body)
     text = "\n".join(t for _, t in lines) or title
     # From the text itself: feeds mislabel languages more often than the text misleads.

@@ -16,7 +16,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,6 +25,9 @@ from bot.model import Article, Story
 from bot.store.tables import articles, sources, stories, term_df
 from bot.stories import features as F
 from bot.stories.engine import Doc, Engine, Params
+
+if TYPE_CHECKING:  # annotations only: the app sits above this layer
+    from bot.app import App
 
 log = logging.getLogger(__name__)
 
@@ -424,5 +427,5 @@ async def rebuild(store: Any, settings: Any, batch_size: int = RECLUSTER_BATCH) 
     return {"stories": int(n_stories), "articles": n, "duplicates": dups, "skipped": skipped}
 
 
-async def recluster(app: Any) -> dict[str, int]:
+async def recluster(app: App) -> dict[str, int]:
     return await rebuild(app.store, app.settings)

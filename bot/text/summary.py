@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Callable
 
 from bot.text.clean import clean_markdown, strip_closing_link
-from bot.text.tokenize import is_cjk
+from bot.text.tokenize import _jieba, is_cjk
 from bot.text.width import display_width
 
 ELLIPSIS = "…"
@@ -119,7 +119,6 @@ def split_sentences(text: str) -> list[str]:
 def _tokens(text: str) -> list[str]:
     """Words covering every character of ``text``: jieba for CJK runs, whitespace elsewhere."""
     if is_cjk(text):
-        from bot.text.tokenize import _jieba
 
         return list(_jieba().cut(text))
     return re.findall(r"\s+|\S+", text)
