@@ -25,19 +25,23 @@ from bot.stories.metrics import bcubed, pairwise
 
 
 @dataclass
+class Scores:
+    """One measure's figures: B-cubed for stories, pairwise for duplicates (no F1 there)."""
+
+    precision: float = 0.0
+    recall: float = 0.0
+    f1: float = 0.0
+    predicted: int = 0  # stories, or duplicate pairs
+    gold: int = 0
+
+
+@dataclass
 class EvalResult:
     folder: str
     documents: int = 0
     labelled: int = 0
-    story_precision: float = 0.0
-    story_recall: float = 0.0
-    story_f1: float = 0.0
-    dup_precision: float = 0.0
-    dup_recall: float = 0.0
-    dup_pairs_predicted: int = 0
-    dup_pairs_gold: int = 0
-    stories_predicted: int = 0
-    stories_gold: int = 0
+    story: Scores = field(default_factory=Scores)
+    dup: Scores = field(default_factory=Scores)
     seconds: float = 0.0
     seeds: dict[str, Any] = field(default_factory=dict)
     unlabelled: list[str] = field(default_factory=list)
@@ -45,21 +49,21 @@ class EvalResult:
     def as_dict(self) -> dict[str, Any]:
         return {
             "folder": self.folder, "documents": self.documents, "labelled": self.labelled,
-            "story": {"precision": round(self.story_precision, 4), "recall": round(self.story_recall, 4),
-                      "f1": round(self.story_f1, 4), "predicted": self.stories_predicted,
-                      "gold": self.stories_gold},
-            "duplicates": {"precision": round(self.dup_precision, 4), "recall": round(self.dup_recall, 4),
-                           "predicted_pairs": self.dup_pairs_predicted, "gold_pairs": self.dup_pairs_gold},
+            "story": {"precision": round(self.story.precision, 4), "recall": round(self.story.recall, 4),
+                      "f1": round(self.story.f1, 4), "predicted": self.story.predicted,
+                      "gold": self.story.gold},
+            "duplicates": {"precision": round(self.dup.precision, 4), "recall": round(self.dup.recall, 4),
+                           "predicted_pairs": self.dup.predicted, "gold_pairs": self.dup.gold},
             "seeds": self.seeds, "seconds": round(self.seconds, 2), "unlabelled": self.unlabelled,
         }
 
     def render_text(self) -> str:
         lines = [
             f"{self.folder}: {self.documents} documents, {self.labelled} labelled ({self.seconds:.1f}s)",
-            f"stories     B-cubed precision {self.story_precision:.3f}  recall {self.story_recall:.3f}  "
-            f"F1 {self.story_f1:.3f}   ({self.stories_predicted} predicted, {self.stories_gold} labelled)",
-            f"duplicates  pairwise precision {self.dup_precision:.3f}  recall {self.dup_recall:.3f}   "
-            f"({self.dup_pairs_predicted} predicted pairs, {self.dup_pairs_gold} labelled)",
+            f"stories     B-cubed precision {self.story.precision:.3f}  recall {self.story.recall:.3f}  "
+            f"F1 {self.story.f1:.3f}   ({self.story.predicted} predicted, {self.story.gold} labelled)",
+            f"duplicates  pairwise precision {self.dup.precision:.3f}  recall {self.dup.recall:.3f}   "
+            f"({self.dup.predicted} predicted pairs, {self.dup.gold} labelled)",
         ]
         if self.seeds:
             s = self.seeds
@@ -135,11 +139,11 @@ def _score(folder: str, arts: list[Any], gold: dict[str, tuple[str, str]]) -> Ev
     gold_story = {k: v[0] for k, v in gold.items() if k in pred_story}
     gold_dup = {k: v[1] for k, v in gold.items() if k in pred_story}
     res.labelled = len(gold_story)
-    res.story_precision, res.story_recall, res.story_f1 = bcubed(pred_story, gold_story)
-    (res.dup_precision, res.dup_recall, res.dup_pairs_predicted,
-     res.dup_pairs_gold) = pairwise(pred_dup, gold_dup)
-    res.stories_predicted = len(set(pred_story.values()))
-    res.stories_gold = len(set(gold_story.values()))
+    res.story.precision, res.story.recall, res.story.f1 = bcubed(pred_story, gold_story)
+    (res.dup.precision, res.dup.recall, res.dup.predicted,
+     res.dup.gold) = pairwise(pred_dup, gold_dup)
+    res.story.predicted = len(set(pred_story.values()))
+    res.story.gold = len(set(gold_story.values()))
     res.seeds = _seed_check(gold_story, pred_story, titles)
     return res
 
@@ -164,11 +168,12 @@ class DayResult:
         """Document-weighted means over the days (a day's weight: its labelled documents)."""
         total = sum(r.labelled for r in self.days.values()) or 1
         keys = ("story_precision", "story_recall", "story_f1", "dup_precision", "dup_recall")
-        return {k: sum(getattr(r, k) * r.labelled for r in self.days.values()) / total for k in keys}
+        return {k: sum(getattr(getattr(r, k.split("_")[0]), k.split("_")[1]) * r.labelled
+                       for r in self.days.values()) / total for k in keys}
 
     def as_dict(self) -> dict[str, Any]:
         m = self.mean()
-        worst = min(self.days.items(), key=lambda kv: kv[1].story_precision) if self.days else None
+        worst = min(self.days.items(), key=lambda kv: kv[1].story.precision) if self.days else None
         return {
             "whole": self.whole.as_dict(),
             "days": {d: r.as_dict() for d, r in self.days.items()},
@@ -177,7 +182,7 @@ class DayResult:
                      "duplicates": {"precision": round(m["dup_precision"], 4),
                                     "recall": round(m["dup_recall"], 4)},
                      "documents": sum(r.labelled for r in self.days.values())},
-            "worst_day": ({"day": worst[0], "story_precision": round(worst[1].story_precision, 4)}
+            "worst_day": ({"day": worst[0], "story_precision": round(worst[1].story.precision, 4)}
                           if worst else None),
         }
 
@@ -185,8 +190,8 @@ class DayResult:
         lines = [self.whole.render_text(), "", "each day alone in a fresh store:",
                  "  day          docs  story P  story R  story F1   dup P   dup R"]
         for day, r in self.days.items():
-            lines.append(f"  {day}  {r.labelled:5d}  {r.story_precision:7.3f}  {r.story_recall:7.3f}  "
-                         f"{r.story_f1:8.3f}  {r.dup_precision:6.3f}  {r.dup_recall:6.3f}")
+            lines.append(f"  {day}  {r.labelled:5d}  {r.story.precision:7.3f}  {r.story.recall:7.3f}  "
+                         f"{r.story.f1:8.3f}  {r.dup.precision:6.3f}  {r.dup.recall:6.3f}")
         m = self.mean()
         lines.append(f"  {'mean':10}  {sum(r.labelled for r in self.days.values()):5d}  "
                      f"{m['story_precision']:7.3f}  {m['story_recall']:7.3f}  {m['story_f1']:8.3f}  "

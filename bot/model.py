@@ -47,19 +47,9 @@ class Article:
     index_fields: Any = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "source": self.source,
-            "outlet": self.outlet,
-            "external_id": self.external_id,
-            "path": self.path,
-            "url": self.url,
-            "title": self.title,
-            "published_at": iso(self.published_at),
-            "lang": self.lang,
-            "story_id": self.story_id,
-            "duplicate_of": self.duplicate_of,
-        }
+        return {**fields_of(self, "id source outlet external_id path url title"),
+                "published_at": iso(self.published_at),
+                **fields_of(self, "lang story_id duplicate_of")}
 
 
 @dataclass(slots=True)
@@ -74,15 +64,9 @@ class Story:
     headline_article_id: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "title": self.title,
-            "size": self.size,
-            "sources": self.sources,
-            "first_seen": iso(self.first_seen),
-            "last_seen": iso(self.last_seen),
-            "articles": [a.as_dict() for a in self.articles],
-        }
+        return {**fields_of(self, "id title size sources"),
+                "first_seen": iso(self.first_seen), "last_seen": iso(self.last_seen),
+                "articles": [a.as_dict() for a in self.articles]}
 
 
 @dataclass(slots=True)
@@ -95,14 +79,7 @@ class Filters:
     langs: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, list[str]]:
-        return {
-            "include": self.include,
-            "exclude": self.exclude,
-            "outlets": self.outlets,
-            "exclude_outlets": self.exclude_outlets,
-            "categories": self.categories,
-            "langs": self.langs,
-        }
+        return fields_of(self, "include exclude outlets exclude_outlets categories langs")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Filters:
@@ -127,21 +104,11 @@ class Subscription:
     retired_reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "adapter": self.adapter,
-            "chat_id": self.chat_id,
-            "locale": self.locale,
-            "timezone": self.timezone,
-            "schedule": self.times,
-            "max_stories": self.max_stories,
-            "filters": self.filters.as_dict(),
-            "quiet_hours": self.quiet_hours,
-            "chat_type": self.chat_type,
-            "active": self.active,
-            "last_digest_at": iso(self.last_digest_at) if self.last_digest_at else None,
-            "retired_reason": self.retired_reason,
-        }
+        return {**fields_of(self, "id adapter chat_id locale timezone"), "schedule": self.times,
+                "max_stories": self.max_stories, "filters": self.filters.as_dict(),
+                **fields_of(self, "quiet_hours chat_type active"),
+                "last_digest_at": iso(self.last_digest_at) if self.last_digest_at else None,
+                "retired_reason": self.retired_reason}
 
 
 @dataclass(slots=True)
@@ -202,6 +169,11 @@ class Reply:
     edit_message_id: str | None = None
     # /digest answers with a whole digest; the adapter renders it as a digest would be sent.
     digest: Digest | None = None
+
+
+def fields_of(obj: Any, names: str) -> dict[str, Any]:
+    """The named attributes of ``obj`` as a dict, in the order named (JSON output keeps it)."""
+    return {n: getattr(obj, n) for n in names.split()}
 
 
 def iso(dt: datetime) -> str:

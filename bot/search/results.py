@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.i18n import t
 from bot.i18n.format import format_day, outlet_name, outlets_label
-from bot.model import ResultItem, iso
+from bot.model import ResultItem, fields_of, iso
 from bot.text.summary import cjk_punctuation
 
 SNIPPET_CHARS = 120
@@ -32,18 +32,9 @@ class SearchHit:
     score: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "story_id": self.story_id,
-            "article_id": self.article_id,
-            "title": self.title,
-            "url": self.url,
-            "outlet": self.outlet,
-            "outlets": self.outlets,
-            "outlet_count": self.outlet_count,
-            "published_at": iso(self.published_at),
-            "snippet": self.snippet,
-            "score": round(self.score, 6),
-        }
+        return {**fields_of(self, "story_id article_id title url outlet outlets outlet_count"),
+                "published_at": iso(self.published_at), "snippet": self.snippet,
+                "score": round(self.score, 6)}
 
 
 @dataclass(slots=True)
@@ -67,16 +58,8 @@ class SearchResults:
         return self.offset + len(self.items) if self.has_more else None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "query": self.query,
-            "total": self.total,
-            "total_exact": self.total_exact,
-            "offset": self.offset,
-            "limit": self.limit,
-            "has_more": self.has_more,
-            "truncated": self.truncated,
-            "items": [h.as_dict() for h in self.items],
-        }
+        return {**fields_of(self, "query total total_exact offset limit has_more truncated"),
+                "items": [h.as_dict() for h in self.items]}
 
     def render_text(self, locale: str = "en") -> str:
         if not self.items:
