@@ -13,6 +13,21 @@ branch_labels = None
 depends_on = None
 
 
+def _big() -> sa.types.TypeEngine:  # 64-bit ids, SQLite's INTEGER so they stay row ids there
+    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _id() -> sa.Column:
+    return sa.Column("id", _big(), autoincrement=True, nullable=False)
+
+
+def _chat() -> list[sa.Column]:
+    """Where a message goes: the adapter, its chat, the chat's kind."""
+    return [sa.Column("adapter", sa.String(length=50), nullable=False),
+            sa.Column("chat_id", sa.String(length=100), nullable=False),
+            sa.Column("chat_type", sa.String(length=20), nullable=False)]
+
+
 def upgrade() -> None:
     op.create_table(
         "leases",
@@ -30,9 +45,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "sources",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        _id(),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("type", sa.String(length=20), nullable=False),
         sa.Column("etag", sa.Text(), nullable=True),
@@ -48,11 +61,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "stories",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        _id(),
         sa.Column("title", sa.Text(), nullable=False),
-        sa.Column("headline_article_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("headline_article_id", _big(), nullable=True),
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("outlet_count", sa.Integer(), nullable=False),
         sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
@@ -63,12 +74,8 @@ def upgrade() -> None:
     op.create_index("ix_stories_last_seen", "stories", ["last_seen"], unique=False)
     op.create_table(
         "subscriptions",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
-        sa.Column("adapter", sa.String(length=50), nullable=False),
-        sa.Column("chat_id", sa.String(length=100), nullable=False),
-        sa.Column("chat_type", sa.String(length=20), nullable=False),
+        _id(),
+        *_chat(),
         sa.Column("locale", sa.String(length=10), nullable=False),
         sa.Column("timezone", sa.String(length=64), nullable=False),
         sa.Column("times", sa.JSON(), nullable=False),
@@ -91,10 +98,8 @@ def upgrade() -> None:
     )
     op.create_table(
         "articles",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
-        sa.Column("source_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        _id(),
+        sa.Column("source_id", _big(), nullable=False),
         sa.Column("external_id", sa.Text(), nullable=False),
         sa.Column("outlet", sa.String(length=200), nullable=False),
         sa.Column("path", sa.Text(), nullable=True),
@@ -110,8 +115,8 @@ def upgrade() -> None:
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("story_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
-        sa.Column("duplicate_of", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("story_id", _big(), nullable=True),
+        sa.Column("duplicate_of", _big(), nullable=True),
         sa.Column("minhash", sa.LargeBinary(), nullable=True),
         sa.ForeignKeyConstraint(["duplicate_of"], ["articles.id"], ondelete="SET NULL"),
         sa.ForeignKeyConstraint(["source_id"], ["sources.id"], ondelete="CASCADE"),
@@ -125,8 +130,8 @@ def upgrade() -> None:
     op.create_index("ix_articles_story", "articles", ["story_id"], unique=False)
     op.create_table(
         "deliveries",
-        sa.Column("subscription_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("story_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("subscription_id", _big(), nullable=False),
+        sa.Column("story_id", _big(), nullable=False),
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("shown", sa.Boolean(), nullable=False),
@@ -136,13 +141,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "outbox",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
-        sa.Column("adapter", sa.String(length=50), nullable=False),
-        sa.Column("chat_id", sa.String(length=100), nullable=False),
-        sa.Column("chat_type", sa.String(length=20), nullable=False),
-        sa.Column("subscription_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        _id(),
+        *_chat(),
+        sa.Column("subscription_id", _big(), nullable=True),
         sa.Column("batch", sa.String(length=64), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
@@ -163,12 +164,12 @@ def upgrade() -> None:
     op.create_index("ix_outbox_pending", "outbox", ["status", "next_attempt_at"], unique=False)
     op.create_table(
         "seen_files",
-        sa.Column("source_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("source_id", _big(), nullable=False),
         sa.Column("path", sa.Text(), nullable=False),
         sa.Column("mtime_ns", sa.BigInteger(), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
-        sa.Column("article_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("article_id", _big(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(["source_id"], ["sources.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("source_id", "path"),
