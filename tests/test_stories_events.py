@@ -259,8 +259,9 @@ def test_flaws_of_two_vendors_in_one_product_class_stay_apart() -> None:
 
 
 def test_one_outlets_two_posts_about_one_company_s_different_news_stay_apart() -> None:
-    """A science desk writes about one company twice in two days: a launch failure, then a sale.
-    Between one outlet's own pages the shared name and field are its beat, not one event."""
+    """A science desk writes about one company twice in two days: a satellite lost, then a sale.
+    Between one outlet's own pages the shared name and field are its beat, not one event: they
+    share the company, its field and several words, and must still stay apart."""
     docs = [
         _doc(1, "北风航天制造的一颗气象卫星在轨道上解体",
              "北风航天为气象机构制造的一颗卫星周四在轨道上解体，地面站随后失去联系。\n"
