@@ -24,11 +24,12 @@ import numpy as np
 
 from bot.stories import features as F
 from bot.text.frequency import is_genre, prior_share
-from bot.text.tokenize import is_strong_term, name_terms, terms
+from bot.text.tokenize import is_strong_term, name_terms, term_slots, terms
 
 log = logging.getLogger(__name__)
 
 _VERSIONS = itertools.count(1)
+COMMON_NAME_SHARE = 0.03  # a capitalised word more common than this in English is no name
 TEMPLATE_GRAM = 7  # characters a title shares with another title of its outlet to count as template
 
 
@@ -459,8 +460,10 @@ class Engine:
         """Title words with the outlet's template ("… breached accounts", "Agency adds …") left out."""
         if it.tt is None:
             need = self.p.template_titles
-            shared = {g for g in it.grams
-                      if sum(h != it.id for h in self._outlet_grams.get((it.source, g), ())) >= need}
+            # A phrase, not one word: an outlet that names a vendor in many titles has no
+            # template "Microsoft" (an aggregator's three reports of one takedown even less so).
+            shared = {g for g in it.grams if _PHRASE_GRAM_RE.search(g)
+                      and sum(h != it.id for h in self._outlet_grams.get((it.source, g), ())) >= need}
             if shared and it.outlet:
                 title = F.blank_grams(it.title, shared, TEMPLATE_GRAM)
                 it.tt = (terms(title, it.lang), name_terms(title))
@@ -634,13 +637,19 @@ class Engine:
     def _concepts(self, it: _Item, terms_: set[str]) -> int:
         """How many separate things ``terms_`` name: words side by side in the title are one name
         (北风 机器人, Cisco ISE), every other word counts on its own."""
-        title = self._title_terms(it)[0]
+        title = term_slots(it.title, it.lang)
         runs, prev = 0, False
         for t in title:
             hit = t in terms_
             runs += hit and not prev
             prev = hit
         return runs + len(terms_ - set(title))
+
+    def _focused_id(self, it: _Item, shared: set[str]) -> bool:
+        """A CVE id among ``shared`` while the article names few of them (not a bulletin)."""
+        if not any(is_strong_term(t) for t in shared):
+            return False
+        return sum(is_strong_term(t) for t in self._ids(it)) <= self.p.id_focus
 
     def _house_word(self, outlet: str, term: str, pages: int) -> bool:
         """A word on a good share of the outlet's pages (its own name, its product, its column,
@@ -897,13 +906,23 @@ class Engine:
     def _core(self, st: _StoryState, ts: float, own: bool = False) -> Counter[str]:
         """A story's key terms that a good part of its recent members share (all of them, for one
         or two), each with how many members hold it; ``own``: without their outlet's title frames."""
+        return self._core_holders(st, ts, own)[0]
+
+    def _core_holders(self, st: _StoryState, ts: float, own: bool = False
+                      ) -> tuple[Counter[str], dict[str, set[str]]]:
+        """``_core``, and for each core term the sources of the members holding it."""
         key = self._own_keys if own else self._keys
-        keys = [key(self.items[a]) for a in self._recent_reps(st, ts)]
+        reps = [self.items[a] for a in self._recent_reps(st, ts)]
         held: Counter[str] = Counter()
-        for k in keys:
-            held.update(k)
-        need = 1 if len(keys) <= 2 else max(2, len(keys) // 4)
-        return Counter({t: n for t, n in held.items() if n >= need})
+        for r in reps:
+            held.update(key(r))
+        need = 1 if len(reps) <= 2 else max(2, len(reps) // 4)
+        core = Counter({t: n for t, n in held.items() if n >= need})
+        holders: dict[str, set[str]] = defaultdict(set)
+        for r in reps:
+            for t in key(r) & core.keys():
+                holders[t].add(r.source)
+        return core, holders
 
     def _story_evidence(self, it: _Item, keys: frozenset[str], st: _StoryState, own: bool = False,
                         need_terms: int = 1) -> float:
@@ -911,12 +930,14 @@ class Engine:
         articles the window holds: in a dense feed more coincidences happen, so more is asked. A
         term counts as rare as it would be if the story's own reports were one: an event's name
         is no less distinctive for having twenty reports."""
-        core = self._core(st, it.ts, own)
-        house = {it.source} | {self.items[a].source for a in st.reps if a in self.items}
+        core, holders = self._core_holders(st, it.ts, own)
         # Between one source's own pages its vocabulary shows sooner (a company's press releases).
         pages = self.p.house_min_own if own else self.p.house_min_titles
+        # A word is no evidence when it is the article's outlet's vocabulary, or that of every
+        # outlet in the story that holds it; one outlet's sidebar naming a story does not mute it.
         shared = sorted(t for t in keys
-                        if t in core and not any(self._house_word(o, t, pages) for o in house))
+                        if t in core and not self._house_word(it.source, t, pages)
+                        and not all(self._house_word(o, t, pages) for o in holders[t]))
         if len(shared) < need_terms:
             return -math.inf
         surprise = self._surprise(shared, it.lang, core)
@@ -930,7 +951,11 @@ class Engine:
         # one language; across languages the names are all that can be shared.
         across = any(self.items[a].zh != it.zh for a in st.reps if a in self.items)
         least = 1 if across else self.p.min_shared_words
-        if self._concepts(it, telling) < need_terms or len(shared) < least:
+        concepts = self._concepts(it, telling)
+        if concepts < need_terms and self._focused_id(it, telling):
+            # One flaw's identifier, in a report about few flaws: that flaw is what happened.
+            concepts = need_terms
+        if concepts < need_terms or len(shared) < least:
             return -math.inf
         return float(surprise.sum()) - math.log1p(self._population(it.ts))
 
@@ -1046,10 +1071,12 @@ class Engine:
                     continue
                 score = self._link(st, other, it.ts)
                 # Two stories that each passed the same-event check link through their cores; one
-                # telling word in common is enough here (the halves of one event share its name).
+                # telling word in common is enough when they link well (the halves of one event
+                # share its name), two near the bar (two events of one hot name link too).
+                need = 1 if score >= self._merge_bar + self.p.one_name_margin / 2 else self.p.min_shared_terms
                 if (score >= self._merge_bar and (best is None or score > best[0])
-                        and self._story_evidence(it, frozenset(self._core(st, it.ts)), other)
-                        >= self._evidence_bar(score)):
+                        and self._story_evidence(it, frozenset(self._core(st, it.ts)), other,
+                                                 need_terms=need) >= self._evidence_bar(score)):
                     best = (score, sid)
             if best is None:
                 return
@@ -1134,6 +1161,8 @@ class Engine:
 _VERSION_RE = re.compile(r"(?<![\w.$€£])v?\d{1,4}\.\d{1,4}(?:\.\d{1,5})+[a-z]{0,5}\d{0,3}\b"
                          r"|(?<![\w.$€£])v?\d{1,4}\.\d{1,4}[a-z]{1,5}\d{1,3}\b", re.IGNORECASE)
 _DIGITS_RE = re.compile(r"\d+")
+# A title n-gram that can be template: it joins two words, or it is in a script without spaces.
+_PHRASE_GRAM_RE = re.compile(r"[^\W_][\W_]+[^\W_]|[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _KB_RE = re.compile(r"\bKB(\d{6,8})\b", re.IGNORECASE)
 
 
@@ -1187,8 +1216,10 @@ def _source(outlet: str, url: str) -> str:
 
 def _title_names(it: _Item) -> set[str]:
     """Names a title gives in Latin letters (companies, products, groups; Chinese names of known
-    ones are spelled so too), without genre words, numbers and identifiers."""
-    return {t for t in it.title_names if t.isalpha() and len(t) >= 3 and not is_genre(t)}
+    ones are spelled so too), without genre words, numbers and identifiers, and without common
+    words: title case capitalises every word ("Hospital", "August" are no company)."""
+    return {t for t in it.title_names if t.isalpha() and len(t) >= 3 and not is_genre(t)
+            and prior_share(t, "en") <= COMMON_NAME_SHARE}
 
 
 def _page_words(it: _Item) -> set[str]:

@@ -13,6 +13,8 @@ import unicodedata
 from bot.text.tokenize import _CJK
 
 _IMG_RE = re.compile(r"!\[([^\]\n]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
+# An image whose address the crawler cut off ("![](https://i0.wp.com/se..."): its URL is no text.
+_CUT_IMG_RE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*$", re.MULTILINE)
 _LINK_RE = re.compile(r"(?<!!)\[([^\]\n]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
 _AUTOLINK_RE = re.compile(r"<(https?://[^>\s]+)>")
 _HTML_TAG_RE = re.compile(r"</?[a-zA-Z][^>\n]*>")
@@ -84,7 +86,7 @@ def clean_markdown(md: str) -> tuple[str, list[str]]:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "](" in text:
         if "![" in text:
-            text = _IMG_RE.sub("", text)
+            text = _CUT_IMG_RE.sub("", _IMG_RE.sub("", text))
         text = _LINK_RE.sub(link, text)
     if "<" in text:
         text = _AUTOLINK_RE.sub(autolink, text)

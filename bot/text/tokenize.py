@@ -163,6 +163,12 @@ def terms(text: str, lang: str = "en") -> list[str]:
     return [t for w in words(_prepare(text)) for t in _term(w, lang)]
 
 
+def term_slots(text: str, lang: str = "en") -> list[str | None]:
+    """``terms`` with ``None`` where a word was dropped (a stop word): which terms stand side by
+    side in the text ("Storm-2372 used the device …" does not run the name into "device")."""
+    return [t for w in words(_prepare(text)) for t in (_term(w, lang) or (None,))]
+
+
 @lru_cache(maxsize=131_072)
 def _term(word: str, lang: str) -> tuple[str, ...]:
     """What one word contributes to ``terms`` (words recur: decided once each)."""
