@@ -273,3 +273,39 @@ def test_one_outlets_two_posts_about_one_company_s_different_news_stay_apart() -
     for background in (False, True):
         s = _stories(docs, background=background)
         assert s[1] != s[2], "one outlet's two posts about one company joined"
+
+
+def test_a_month_or_common_word_in_a_title_is_no_company_name() -> None:
+    """Title case capitalises every word: "August" and "Hospital" are not names, so a report
+    naming neither the company nor any other does not conflict with the company's story."""
+    docs = [
+        _doc(1, "Harborline Health System notifies 412,000 patients of data breach",
+             "Harborline Health System, a hospital network in Ohio, began notifying 412,000 patients "
+             "that attackers stole their records in a breach last August.\n"
+             "The network said names, dates of birth and insurance numbers were taken.", "Relay Desk"),
+        _doc(2, "Hospital network says August breach exposed 412,000 patients",
+             "Harborline Health System told regulators that the August intrusion exposed data of "
+             "412,000 patients.\nHarborline said it found no sign that the stolen records were misused.",
+             "Health IT Wire", 5),
+    ]
+    for background in (False, True):
+        s = _stories(docs, background=background)
+        assert s[1] == s[2], "a month in the title read as a different company"
+
+
+def test_an_aggregator_naming_one_event_in_many_titles_has_no_template_of_the_names() -> None:
+    """An aggregator relays three short reports of one takedown, each naming the gang and its
+    site: the names are not the outlet's title template (a phrase is), so they still join another
+    outlet's full report of it."""
+    docs = [
+        _doc(1, "Police arrest four Kestrel suspects, seize Nightjar sites", "", "Relay Desk"),
+        _doc(2, "Europol seizes Nightjar leak sites, four Kestrel suspects held",
+             "Police in four countries seized the Nightjar leak sites and held four suspects tied to "
+             "the Kestrel ransomware operation.\nEuropol said the group extorted more than 200 victims.",
+             "The Daily Byte", 1),
+        _doc(3, "Nightjar takedown: two Kestrel operators charged in Texas", "", "Relay Desk", 3),
+        _doc(4, "Kestrel affiliates used Nightjar portal to shame victims", "", "Relay Desk", 5),
+    ]
+    for batch in (False, True):
+        s = _stories(docs, batch=batch)
+        assert s[1] == s[2] == s[3] == s[4], "the event's names were taken for the aggregator's template"

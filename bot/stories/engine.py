@@ -143,6 +143,7 @@ class _Item:
     grams: frozenset[str] = frozenset()
     sig_arr: np.ndarray | None = None  # the MinHash signature (uint32), compared for many candidates at once
     tgrams: frozenset[str] | None = None  # title key 3-grams (``Engine._title_sim``)
+    slots: list[str | None] | None = None  # title terms with gaps where stop words stood
     # Cached, dropped when the outlet's boilerplate or title template changes.
     tt: tuple[list[str], list[str]] | None = None  # title terms, title names (template removed)
     vec: dict[str, float] | None = None
@@ -637,13 +638,29 @@ class Engine:
     def _concepts(self, it: _Item, terms_: set[str]) -> int:
         """How many separate things ``terms_`` name: words side by side in the title are one name
         (北风 机器人, Cisco ISE), every other word counts on its own."""
-        title = term_slots(it.title, it.lang)
+        title = self._slots(it)
         runs, prev = 0, False
         for t in title:
             hit = t in terms_
             runs += hit and not prev
             prev = hit
         return runs + len(terms_ - set(title))
+
+    def _beside(self, it: _Item, terms_: set[str]) -> set[str]:
+        """Title terms standing right next to one of ``terms_`` in the article's title."""
+        slots = self._slots(it)
+        out: set[str] = set()
+        for i, t in enumerate(slots):
+            if t in terms_:
+                near = (slots[i - 1] if i else None, slots[i + 1] if i + 1 < len(slots) else None)
+                out.update(x for x in near
+                           if x is not None)
+        return out
+
+    def _slots(self, it: _Item) -> list[str | None]:
+        if it.slots is None:
+            it.slots = term_slots(it.title, it.lang)
+        return it.slots
 
     def _focused_id(self, it: _Item, shared: set[str]) -> bool:
         """A CVE id among ``shared`` while the article names few of them (not a bulletin)."""
@@ -943,10 +960,14 @@ class Engine:
         surprise = self._surprise(shared, it.lang, core)
         # Telling: unusual, not a genre word, and either in both titles or rare in general language.
         titled = set(self._title_terms(it)[0]) & self._story_titles(st, it.ts)
+        topics = {t for t in shared if self._topic(t, st.id, it.ts)}
         telling = {t for t, x in zip(shared, surprise.tolist(), strict=True)
                    if x >= self.p.shared_term_nats and not is_genre(t)
                    and (t in titled or prior_share(t, it.lang) <= self.p.telling_prior)
-                   and not self._topic(t, st.id, it.ts)}
+                   and t not in topics}
+        if topics and telling:
+            # The rest of a topic's name is the topic too: "Networks" beside "Palo Alto".
+            telling -= self._beside(it, topics)
         # One shared word, however rare, is a topic (the company, the product) between reports in
         # one language; across languages the names are all that can be shared.
         across = any(self.items[a].zh != it.zh for a in st.reps if a in self.items)
@@ -1074,9 +1095,14 @@ class Engine:
                 # telling word in common is enough when they link well (the halves of one event
                 # share its name), two near the bar (two events of one hot name link too).
                 need = 1 if score >= self._merge_bar + self.p.one_name_margin / 2 else self.p.min_shared_terms
-                if (score >= self._merge_bar and (best is None or score > best[0])
-                        and self._story_evidence(it, frozenset(self._core(st, it.ts)), other,
-                                                 need_terms=need) >= self._evidence_bar(score)):
+                if score < self._merge_bar or (best is not None and score <= best[0]):
+                    continue
+                # Both stories one source's pages: its frames are no evidence, and it asks more.
+                own = all(self.items[a].source == it.source for a in (*st.reps, *other.reps)
+                          if a in self.items)
+                bar = self._evidence_bar(score) + (self.p.same_outlet_evidence if own else 0.0)
+                core = frozenset(self._core(st, it.ts, own))
+                if self._story_evidence(it, core, other, own=own, need_terms=need) >= bar:
                     best = (score, sid)
             if best is None:
                 return

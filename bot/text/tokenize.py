@@ -137,7 +137,8 @@ def is_strong_term(term: str) -> bool:
 
 _THOUSANDS_RE = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _URL_RE = re.compile(r"https?://[^\s)\]>\"']+")
-_URL_PUNCT_RE = re.compile(r"[/\-_.?=&:#%+~]+")
+_PERCENT_RE = re.compile(r"(?<=[\w/=&?.+-])%[0-9A-Fa-f]{2}")
+_URL_PUNCT_RE = re.compile(r"(?:%[0-9A-Fa-f]{2}|[/\-_.?=&:#%+~])+")  # %2F too: no "2fglow" words
 
 
 @lru_cache(maxsize=4096)
@@ -147,6 +148,8 @@ def _prepare(text: str) -> str:
     terms and names are both cut from each line."""
     if "://" in text:
         text = _URL_RE.sub(lambda m: " " + _URL_PUNCT_RE.sub(" ", m.group(0)) + " ", text)
+    if "%" in text:  # percent-escapes of addresses cut short or relative ("%2Fcharmbracelet%2Fglow")
+        text = _PERCENT_RE.sub(" ", text)
     if "," in text:
         text = _THOUSANDS_RE.sub("", text)
     return align(text)

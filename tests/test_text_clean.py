@@ -1,0 +1,31 @@
+"""Markdown cleaning: what a crawler's markup leaves in the text the stories are made of."""
+
+from __future__ import annotations
+
+from bot.text.clean import clean_markdown
+from bot.text.tokenize import term_slots, terms
+
+
+def test_an_image_whose_address_the_crawler_cut_off_leaves_no_words() -> None:
+    text, links = clean_markdown("Intro line.\n\n![](https://i0.wp.com/se...\n\n[Source](https://example.org/a)")
+    assert "i0" not in terms(text) and "wp" not in terms(text)
+    assert text.startswith("Intro line.") and text.endswith("Source")
+    assert links == ["https://example.org/a"]
+
+
+def test_a_whole_image_goes_and_a_link_keeps_its_words() -> None:
+    text, links = clean_markdown('See ![logo](https://x.example/l.png "Logo") the [report](https://x.example/r).')
+    assert text == "See  the report."
+    assert links == ["https://x.example/r"]
+
+
+def test_term_slots_mark_where_a_stop_word_stood() -> None:
+    slots = term_slots("Storm-2372 used the device code phishing technique")
+    assert slots[0] == "storm-2372" and slots[1] is None and slots[2] is None
+    assert [t for t in slots if t is not None] == terms("Storm-2372 used the device code phishing technique")
+
+
+def test_percent_escapes_of_a_cut_address_make_no_words() -> None:
+    words = terms("[Sign up](/signup?ref_page=%2F%3Cuser%3E&source_repo=charmbracelet%2Fglow) 50% of users")
+    assert "charmbracelet" in words and "glow" in words
+    assert not any(w.startswith(("2f", "3c", "3e")) for w in words)
