@@ -179,5 +179,25 @@ def prior_share(term: str, lang: str = "en") -> float:
         lists = ("ja", "zh") if lang == "ja" else ("ko",) if lang == "ko" else ("zh",)
     else:
         lists = ("en",) if lang in ("en", "zh") else ("en", lang)
-    freq = max(_freq(tables.get(name, {}).get(term)) for name in lists)
+    cb = min((c for name in lists if (c := tables.get(name, {}).get(term)) is not None), default=None)
+    if cb is None and not _CJK_RE.search(term):
+        # Story terms stem common words ("device" -> "devic"): a stem is as common as its words.
+        cb = min((c for name in lists if (c := _stems(name).get(term)) is not None), default=None)
+    freq = _freq(cb)
     return min(1.0, max(base, 1.0 - math.exp(-freq * TOKENS_PER_DOC)))
+
+
+@lru_cache(maxsize=16)
+def _stems(lang: str) -> dict[str, int]:
+    """Snowball stem -> centibels of its most common word, for a language with a stemmer."""
+    stem = stemmer(lang)
+    table = _tables().get(lang)
+    if stem is None or not table:
+        return {}
+    out: dict[str, int] = {}
+    for word, cb in table.items():
+        if word.isalpha():
+            s = stem(word)
+            if s != word and cb < out.get(s, 10**9):
+                out[s] = cb
+    return out

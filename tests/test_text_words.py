@@ -1,4 +1,4 @@
-"""Markdown cleaning: what a crawler's markup leaves in the text the stories are made of."""
+"""Text for the stories: what markup, addresses and stemming leave in the words compared."""
 
 from __future__ import annotations
 
@@ -29,3 +29,13 @@ def test_percent_escapes_of_a_cut_address_make_no_words() -> None:
     words = terms("[Sign up](/signup?ref_page=%2F%3Cuser%3E&source_repo=charmbracelet%2Fglow) 50% of users")
     assert "charmbracelet" in words and "glow" in words
     assert not any(w.startswith(("2f", "3c", "3e")) for w in words)
+
+
+def test_a_stem_is_as_common_as_its_words_in_the_background_prior() -> None:
+    from bot.text.frequency import prior_share
+
+    for word in ("device", "february", "newspaper", "police"):
+        stem = terms(word)[0]
+        assert stem != word, "the word was expected to be stemmed"
+        assert prior_share(stem) == prior_share(word) > 0.005, f"{stem} looked as rare as a name"
+    assert prior_share("sonicwall") < 0.001, "a name the lists do not hold is rare"
