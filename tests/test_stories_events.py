@@ -309,3 +309,28 @@ def test_an_aggregator_naming_one_event_in_many_titles_has_no_template_of_the_na
     for batch in (False, True):
         s = _stories(docs, batch=batch)
         assert s[1] == s[2] == s[3] == s[4], "the event's names were taken for the aggregator's template"
+
+
+def test_a_newsletter_citing_an_events_flaws_in_passing_stays_out_of_its_story() -> None:
+    """A weekly newsletter about password rules ends with a line on the vendor's patch day: close
+    by the shared CVE ids, but its title names other things, so it does not join that story."""
+    patch = ("Quillsoft's monthly update fixes 61 flaws, including CVE-2031-1111 in the print spooler "
+             "and CVE-2031-2222 in the mail client, both exploited before the fix.\n"
+             "Admins should apply the update first on internet-facing servers.")
+    docs = [
+        _doc(1, "Quillsoft patch day fixes two exploited zero-days", patch, "The Daily Byte"),
+        _doc(2, "Quillsoft fixes 61 flaws, two under attack", patch.replace("Admins", "Teams"),
+             "Relay Desk", 1),
+        _doc(3, "Quillsoft monthly update: CVE-2031-1111 and CVE-2031-2222 exploited",
+             "Quillsoft fixed CVE-2031-1111 and CVE-2031-2222, both used in attacks, among 61 flaws.",
+             "Patch Watch", 2),
+        _doc(4, "What Harbor Standards' new password rules mean for admins",
+             "Harbor Standards now asks for long passphrases instead of forced rotation.\n"
+             "Composition rules and security questions are gone from the guidance.\n"
+             "In other news: Quillsoft fixed CVE-2031-1111 and CVE-2031-2222 this week.",
+             "Talon Newsletter", 20),
+    ]
+    for background in (False, True):
+        s = _stories(docs, background=background)
+        assert s[1] == s[2] == s[3]
+        assert s[4] != s[1], "a newsletter's passing mention joined the event"
