@@ -15,6 +15,7 @@ import logging
 import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -705,6 +706,8 @@ class Engine:
         mine = self._ids(it)
         if not mine:
             return False
+        if self._id_clash(self._keys(it), self._core(st, it.ts)):
+            return True
         theirs: set[str] = set()
         for a in self._recent_reps(st, it.ts):
             theirs |= self._ids(self.items[a])
@@ -715,6 +718,13 @@ class Engine:
         their_kinds = Counter(_id_kind(t) for t in theirs)
         most = self.p.id_focus
         return any(n <= most and 0 < their_kinds[k] <= most for k, n in mine_kinds.items())
+
+    def _id_clash(self, a: Iterable[str], b: Iterable[str]) -> bool:
+        """Two sets of key terms (an article's, a story's core) that each name a few CVE ids and
+        share none: two flaws, two events, even when one page of the story also cited the other."""
+        ca = {t for t in a if is_strong_term(t)}
+        cb = {t for t in b if is_strong_term(t)}
+        return 0 < len(ca) <= self.p.id_focus and 0 < len(cb) <= self.p.id_focus and not ca & cb
 
     # ------------------------------------------------------------- duplicates
 
@@ -1089,6 +1099,8 @@ class Engine:
             for sid in self._last_candidates:
                 other = self.stories.get(sid)
                 if other is None or sid == st.id or other.roundup:
+                    continue
+                if self._id_clash(self._core(st, it.ts), self._core(other, it.ts)):
                     continue
                 score = self._link(st, other, it.ts)
                 # Two stories that each passed the same-event check link through their cores; one
