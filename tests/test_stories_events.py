@@ -334,3 +334,42 @@ def test_a_newsletter_citing_an_events_flaws_in_passing_stays_out_of_its_story()
         s = _stories(docs, background=background)
         assert s[1] == s[2] == s[3]
         assert s[4] != s[1], "a newsletter's passing mention joined the event"
+
+
+def test_a_name_after_different_verbs_is_no_title_template() -> None:
+    """An aggregator's three title-only items each put the gang's name after a verb ("seizes
+    Nightjar", "indicts Nightjar", "raids Nightjar"): the seven characters they share across the
+    space are no phrase, so the name stays and the items join the full report."""
+    docs = [
+        _doc(1, "Nightjar ransomware gang dismantled in international operation",
+             "Europol and the FBI seized the Nightjar ransomware leak sites this week.\n"
+             "Prosecutors indicted two Nightjar operators, and Thai police raided a hideout in Phuket.\n"
+             "The Nightjar group extorted more than 1,000 victims since 2023.", "The Daily Byte"),
+        _doc(5, "Police take down Nightjar ransomware: sites seized, operators charged",
+             "Police seized the Nightjar leak sites; two Nightjar operators were indicted in the US.\n"
+             "Thai officers raided a Nightjar hideout in Phuket and arrested four people.", "The Ledger", 0.5),
+        _doc(2, "Europol seizes Nightjar leak sites", "", "Relay Desk", 1),
+        _doc(3, "US indicts Nightjar operators", "", "Relay Desk", 2),
+        _doc(4, "Thai police raids Nightjar hideout in Phuket", "", "Relay Desk", 3),
+    ]
+    for batch in (False, True):
+        s = _stories(docs, batch=batch)
+        assert s[1] == s[2] == s[3] == s[4] == s[5], "a name after a verb was taken for the template"
+
+
+def test_a_title_alone_far_above_the_bar_joins_on_one_name() -> None:
+    """A title-only item that repeats a story's headline almost word for word joins it even
+    though the one thing it names is the product ("Quillsoft Gateway")."""
+    docs = [
+        _doc(1, "Quillsoft Gateway authentication bypass exploited in the wild",
+             "Quillsoft warned that attackers exploit an authentication bypass in Quillsoft Gateway.\n"
+             "The flaw lets anyone reach the management interface; a patch is out for all versions.",
+             "The Daily Byte"),
+        _doc(2, "Attackers exploit Quillsoft Gateway authentication bypass",
+             "Attackers are exploiting an authentication bypass in Quillsoft Gateway, the vendor said.\n"
+             "Admins should restrict the management interface and install the patch.", "Patch Watch", 2),
+        _doc(3, "Quillsoft Gateway authentication bypass now exploited", "", "Relay Desk", 5),
+    ]
+    for background in (False, True):
+        s = _stories(docs, background=background)
+        assert s[1] == s[2] == s[3], "a title alone repeating the headline did not join"

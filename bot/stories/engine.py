@@ -706,7 +706,7 @@ class Engine:
         mine = self._ids(it)
         if not mine:
             return False
-        if self._id_clash(self._keys(it), self._core(st, it.ts)):
+        if self._id_clash(self._keys(it), self._story_ids(st, it.ts)):
             return True
         theirs: set[str] = set()
         for a in self._recent_reps(st, it.ts):
@@ -718,6 +718,16 @@ class Engine:
         their_kinds = Counter(_id_kind(t) for t in theirs)
         most = self.p.id_focus
         return any(n <= most and 0 < their_kinds[k] <= most for k, n in mine_kinds.items())
+
+    def _story_ids(self, st: _StoryState, ts: float) -> set[str]:
+        """The CVE ids at least half of a story's recent members name: what the story is about
+        (a page listing a whole advisory bundle does not make every flaw in it the story's)."""
+        reps = self._recent_reps(st, ts)
+        held: Counter[str] = Counter()
+        for a in reps:
+            held.update(t for t in self._keys(self.items[a]) if is_strong_term(t))
+        need = (len(reps) + 1) // 2
+        return {t for t, n in held.items() if n >= need}
 
     def _id_clash(self, a: Iterable[str], b: Iterable[str]) -> bool:
         """Two sets of key terms (an article's, a story's core) that each name a few CVE ids and
@@ -920,7 +930,8 @@ class Engine:
         # side is a title alone (its closeness is that of a few words).
         short = self.p.short_terms > 0 and (
             short or all(self._short(self.items[a]) for a in st.reps if a in self.items))
-        close_enough = score >= self.p.similarity + self.p.one_name_margin and not short
+        # A title alone this close to the story is its headline told again: one name will do.
+        close_enough = score >= self.p.similarity + self.p.one_name_margin * (1.5 if short else 1)
         need = 1 if close_enough else self.p.min_shared_terms
         return self._story_evidence(it, keys, st, own=own, need_terms=need) >= bar
 
@@ -1100,7 +1111,7 @@ class Engine:
                 other = self.stories.get(sid)
                 if other is None or sid == st.id or other.roundup:
                     continue
-                if self._id_clash(self._core(st, it.ts), self._core(other, it.ts)):
+                if self._id_clash(self._story_ids(st, it.ts), self._story_ids(other, it.ts)):
                     continue
                 score = self._link(st, other, it.ts)
                 # Two stories that each passed the same-event check link through their cores; one
@@ -1199,8 +1210,9 @@ class Engine:
 _VERSION_RE = re.compile(r"(?<![\w.$€£])v?\d{1,4}\.\d{1,4}(?:\.\d{1,5})+[a-z]{0,5}\d{0,3}\b"
                          r"|(?<![\w.$€£])v?\d{1,4}\.\d{1,4}[a-z]{1,5}\d{1,3}\b", re.IGNORECASE)
 _DIGITS_RE = re.compile(r"\d+")
-# A title n-gram that can be template: it joins two words, or it is in a script without spaces.
-_PHRASE_GRAM_RE = re.compile(r"[^\W_][\W_]+[^\W_]|[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+# A title n-gram that can be template: it holds a good part of two words ("hed acc" of "breached
+# accounts", not "s 8base" of any verb before a name), or it is in a script without spaces.
+_PHRASE_GRAM_RE = re.compile(r"[^\W_]{3}[\W_]+[^\W_]{3}|[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _KB_RE = re.compile(r"\bKB(\d{6,8})\b", re.IGNORECASE)
 
 
