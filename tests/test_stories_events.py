@@ -347,7 +347,8 @@ def test_a_name_after_different_verbs_is_no_title_template() -> None:
              "The Nightjar group extorted more than 1,000 victims since 2023.", "The Daily Byte"),
         _doc(5, "Police take down Nightjar ransomware: sites seized, operators charged",
              "Police seized the Nightjar leak sites; two Nightjar operators were indicted in the US.\n"
-             "Thai officers raided a Nightjar hideout in Phuket and arrested four people.", "The Ledger", 0.5),
+             "Thai officers raided a Nightjar hideout in Phuket and arrested four people.",
+             "The Ledger", 0.5),
         _doc(2, "Europol seizes Nightjar leak sites", "", "Relay Desk", 1),
         _doc(3, "US indicts Nightjar operators", "", "Relay Desk", 2),
         _doc(4, "Thai police raids Nightjar hideout in Phuket", "", "Relay Desk", 3),

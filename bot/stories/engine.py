@@ -1212,7 +1212,8 @@ _VERSION_RE = re.compile(r"(?<![\w.$€£])v?\d{1,4}\.\d{1,4}(?:\.\d{1,5})+[a-z]
 _DIGITS_RE = re.compile(r"\d+")
 # A title n-gram that can be template: it holds a good part of two words ("hed acc" of "breached
 # accounts", not "s 8base" of any verb before a name), or it is in a script without spaces.
-_PHRASE_GRAM_RE = re.compile(r"[^\W_]{3}[\W_]+[^\W_]{3}|[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+_PHRASE_GRAM_RE = re.compile(r"[^\W_]{3}[\W_]+[^\W_]{3}"
+                             r"|[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _KB_RE = re.compile(r"\bKB(\d{6,8})\b", re.IGNORECASE)
 
 
