@@ -356,21 +356,3 @@ def test_a_name_after_different_verbs_is_no_title_template() -> None:
     for batch in (False, True):
         s = _stories(docs, batch=batch)
         assert s[1] == s[2] == s[3] == s[4] == s[5], "a name after a verb was taken for the template"
-
-
-def test_a_title_alone_far_above_the_bar_joins_on_one_name() -> None:
-    """A title-only item that repeats a story's headline almost word for word joins it even
-    though the one thing it names is the product ("Quillsoft Gateway")."""
-    docs = [
-        _doc(1, "Quillsoft Gateway authentication bypass exploited in the wild",
-             "Quillsoft warned that attackers exploit an authentication bypass in Quillsoft Gateway.\n"
-             "The flaw lets anyone reach the management interface; a patch is out for all versions.",
-             "The Daily Byte"),
-        _doc(2, "Attackers exploit Quillsoft Gateway authentication bypass",
-             "Attackers are exploiting an authentication bypass in Quillsoft Gateway, the vendor said.\n"
-             "Admins should restrict the management interface and install the patch.", "Patch Watch", 2),
-        _doc(3, "Quillsoft Gateway authentication bypass now exploited", "", "Relay Desk", 5),
-    ]
-    for background in (False, True):
-        s = _stories(docs, background=background)
-        assert s[1] == s[2] == s[3], "a title alone repeating the headline did not join"

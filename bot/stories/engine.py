@@ -930,8 +930,7 @@ class Engine:
         # side is a title alone (its closeness is that of a few words).
         short = self.p.short_terms > 0 and (
             short or all(self._short(self.items[a]) for a in st.reps if a in self.items))
-        # A title alone this close to the story is its headline told again: one name will do.
-        close_enough = score >= self.p.similarity + self.p.one_name_margin * (1.5 if short else 1)
+        close_enough = score >= self.p.similarity + self.p.one_name_margin and not short
         need = 1 if close_enough else self.p.min_shared_terms
         return self._story_evidence(it, keys, st, own=own, need_terms=need) >= bar
 
