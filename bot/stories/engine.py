@@ -706,7 +706,7 @@ class Engine:
         mine = self._ids(it)
         if not mine:
             return False
-        if self._id_clash(self._keys(it), self._story_ids(st, it.ts)):
+        if self._id_clash(self._keys(it), self._story_ids(st)):
             return True
         theirs: set[str] = set()
         for a in self._recent_reps(st, it.ts):
@@ -719,10 +719,11 @@ class Engine:
         most = self.p.id_focus
         return any(n <= most and 0 < their_kinds[k] <= most for k, n in mine_kinds.items())
 
-    def _story_ids(self, st: _StoryState, ts: float) -> set[str]:
-        """The CVE ids at least half of a story's recent members name: what the story is about
-        (a page listing a whole advisory bundle does not make every flaw in it the story's)."""
-        reps = self._recent_reps(st, ts)
+    def _story_ids(self, st: _StoryState) -> set[str]:
+        """The CVE ids at least half of a story's members still held name: what the story is about
+        (a page listing a whole advisory bundle does not make every flaw in it the story's). Not
+        only the recent ones: a story must not drift to another flaw through pages naming none."""
+        reps = [a for a in st.reps if a in self.items][-self.p.max_members:]
         held: Counter[str] = Counter()
         for a in reps:
             held.update(t for t in self._keys(self.items[a]) if is_strong_term(t))
@@ -1110,7 +1111,7 @@ class Engine:
                 other = self.stories.get(sid)
                 if other is None or sid == st.id or other.roundup:
                     continue
-                if self._id_clash(self._story_ids(st, it.ts), self._story_ids(other, it.ts)):
+                if self._id_clash(self._story_ids(st), self._story_ids(other)):
                     continue
                 score = self._link(st, other, it.ts)
                 # Two stories that each passed the same-event check link through their cores; one
