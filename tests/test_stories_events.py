@@ -338,20 +338,21 @@ def test_a_newsletter_citing_an_events_flaws_in_passing_stays_out_of_its_story()
 
 def test_a_name_after_different_verbs_is_no_title_template() -> None:
     """An aggregator's three title-only items each put the gang's name after a verb ("seizes
-    Nightjar", "indicts Nightjar", "raids Nightjar"): the seven characters they share across the
+    Vexor", "indicts Vexor", "raids Vexor"): the seven characters they share across the
     space are no phrase, so the name stays and the items join the full report."""
     docs = [
-        _doc(1, "Nightjar ransomware gang dismantled in international operation",
-             "Europol and the FBI seized the Nightjar ransomware leak sites this week.\n"
-             "Prosecutors indicted two Nightjar operators, and Thai police raided a hideout in Phuket.\n"
-             "The Nightjar group extorted more than 1,000 victims since 2023.", "The Daily Byte"),
-        _doc(5, "Police take down Nightjar ransomware: sites seized, operators charged",
-             "Police seized the Nightjar leak sites; two Nightjar operators were indicted in the US.\n"
-             "Thai officers raided a Nightjar hideout in Phuket and arrested four people.",
+        _doc(1, "Vexor ransomware gang dismantled in international operation",
+             "Europol and the FBI seized the Vexor ransomware leak sites this week.\n"
+             "Prosecutors indicted two Vexor operators, Ivanov and Sokol; Thai police raided a hideout "
+             "in Phuket.\n"
+             "The Vexor group extorted more than 1,000 victims since 2023.", "The Daily Byte"),
+        _doc(5, "Police take down Vexor ransomware: sites seized, operators charged",
+             "Police seized the Vexor leak sites; Vexor operators Ivanov and Sokol were indicted.\n"
+             "Thai officers raided a Vexor hideout in Phuket and arrested four people.",
              "The Ledger", 0.5),
-        _doc(2, "Europol seizes Nightjar leak sites", "", "Relay Desk", 1),
-        _doc(3, "US indicts Nightjar operators", "", "Relay Desk", 2),
-        _doc(4, "Thai police raids Nightjar hideout in Phuket", "", "Relay Desk", 3),
+        _doc(2, "Europol seizes Vexor leak sites", "", "Relay Desk", 1),
+        _doc(3, "US indicts Vexor operators Ivanov and Sokol", "", "Relay Desk", 2),
+        _doc(4, "Thai police raids Vexor hideout in Phuket", "", "Relay Desk", 3),
     ]
     for batch in (False, True):
         s = _stories(docs, batch=batch)
