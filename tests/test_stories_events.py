@@ -357,3 +357,29 @@ def test_a_name_after_different_verbs_is_no_title_template() -> None:
     for batch in (False, True):
         s = _stories(docs, batch=batch)
         assert s[1] == s[2] == s[3] == s[4] == s[5], "a name after a verb was taken for the template"
+
+
+def test_a_story_does_not_drift_to_another_flaw_through_pages_naming_none() -> None:
+    """One flaw's reports, then follow-ups naming no CVE id, then, four days after the first
+    reports, the same gang exploiting the vendor's next flaw: the story is still the first flaw's
+    (what half its members name), so the new flaw starts its own."""
+    gateway = ("The Stormfly gang is behind the attacks on Quillsoft Gateway appliances; Quillsoft urges "
+               "admins to patch and to restrict the management interface of Quillsoft Gateway.")
+    docs = [
+        _doc(1, "Quillsoft Gateway flaw CVE-2031-1111 exploited by Stormfly",
+             f"Attackers exploit CVE-2031-1111 in Quillsoft Gateway.\n{gateway}", "The Daily Byte"),
+        _doc(2, "Stormfly exploits Quillsoft Gateway bug CVE-2031-1111",
+             "CVE-2031-1111 lets the Stormfly gang bypass authentication on Quillsoft Gateway.\n"
+             "Quillsoft shipped fixed builds on Monday and thanked the researchers who reported it.",
+             "Patch Watch", 1),
+        _doc(3, "Stormfly keeps hitting Quillsoft Gateway: what admins should do",
+             f"{gateway}\nAdmins should check Quillsoft Gateway logs for new accounts.", "Relay Desk", 50),
+        _doc(4, "Quillsoft Gateway attacks by Stormfly continue, Quillsoft says",
+             f"{gateway}\nQuillsoft says Stormfly attacks continue on unpatched appliances.", "The Ledger", 70),
+        _doc(5, "Stormfly now exploits a second Quillsoft Gateway flaw, CVE-2031-2222",
+             f"Stormfly exploits CVE-2031-2222, a second Quillsoft Gateway flaw.\n{gateway}",
+             "The Daily Byte", 100),
+    ]
+    s = _stories(docs)
+    assert s[1] == s[2] == s[3] == s[4], "one flaw's reports and follow-ups were split"
+    assert s[5] != s[1], "the story drifted to the vendor's next flaw"
