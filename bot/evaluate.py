@@ -167,9 +167,10 @@ class DayResult:
     def mean(self) -> dict[str, float]:
         """Document-weighted means over the days (a day's weight: its labelled documents)."""
         total = sum(r.labelled for r in self.days.values()) or 1
-        keys = ("story_precision", "story_recall", "story_f1", "dup_precision", "dup_recall")
-        return {k: sum(getattr(getattr(r, k.split("_")[0]), k.split("_")[1]) * r.labelled
-                       for r in self.days.values()) / total for k in keys}
+        measures = (("story", "precision"), ("story", "recall"), ("story", "f1"),
+                    ("dup", "precision"), ("dup", "recall"))
+        return {f"{m}_{f}": sum(getattr(getattr(r, m), f) * r.labelled for r in self.days.values()) / total
+                for m, f in measures}
 
     def as_dict(self) -> dict[str, Any]:
         m = self.mean()

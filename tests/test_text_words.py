@@ -29,6 +29,8 @@ def test_percent_escapes_of_a_cut_address_make_no_words() -> None:
     words = terms("[Sign up](/signup?ref_page=%2F%3Cuser%3E&source_repo=charmbracelet%2Fglow) 50% of users")
     assert "charmbracelet" in words and "glow" in words
     assert not any(w.startswith(("2f", "3c", "3e")) for w in words)
+    whole = terms("see https://github.com/login?return_to=https%3A%2F%2Fgithub.com%2Fcharmbracelet%2Fglow")
+    assert "charmbracelet" in whole and "glow" in whole and not any(w.startswith("2f") for w in whole)
 
 
 def test_a_stem_is_as_common_as_its_words_in_the_background_prior() -> None:

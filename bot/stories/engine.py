@@ -654,8 +654,7 @@ class Engine:
         for i, t in enumerate(slots):
             if t in terms_:
                 near = (slots[i - 1] if i else None, slots[i + 1] if i + 1 < len(slots) else None)
-                out.update(x for x in near
-                           if x is not None)
+                out.update(x for x in near if x is not None)
         return out
 
     def _slots(self, it: _Item) -> list[str | None]:
@@ -731,7 +730,7 @@ class Engine:
         return {t for t, n in held.items() if n >= need}
 
     def _id_clash(self, a: Iterable[str], b: Iterable[str]) -> bool:
-        """Two sets of key terms (an article's, a story's core) that each name a few CVE ids and
+        """Two sets of terms (an article's keys, a story's ids) that each name a few CVE ids and
         share none: two flaws, two events, even when one page of the story also cited the other."""
         ca = {t for t in a if is_strong_term(t)}
         cb = {t for t in b if is_strong_term(t)}
@@ -1107,19 +1106,19 @@ class Engine:
         while True:
             st = self.stories[it.story]
             best: tuple[float, int] | None = None
+            ids = self._story_ids(st)
             for sid in self._last_candidates:
                 other = self.stories.get(sid)
-                if other is None or sid == st.id or other.roundup:
-                    continue
-                if self._id_clash(self._story_ids(st), self._story_ids(other)):
+                if (other is None or sid == st.id or other.roundup
+                        or self._id_clash(ids, self._story_ids(other))):
                     continue
                 score = self._link(st, other, it.ts)
+                if score < self._merge_bar or (best is not None and score <= best[0]):
+                    continue
                 # Two stories that each passed the same-event check link through their cores; one
                 # telling word in common is enough when they link well (the halves of one event
                 # share its name), two near the bar (two events of one hot name link too).
                 need = 1 if score >= self._merge_bar + self.p.one_name_margin / 2 else self.p.min_shared_terms
-                if score < self._merge_bar or (best is not None and score <= best[0]):
-                    continue
                 # Both stories one source's pages: its frames are no evidence, and it asks more.
                 own = all(self.items[a].source == it.source for a in (*st.reps, *other.reps)
                           if a in self.items)

@@ -138,7 +138,7 @@ def is_strong_term(term: str) -> bool:
 _THOUSANDS_RE = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _URL_RE = re.compile(r"https?://[^\s)\]>\"']+")
 _PERCENT_RE = re.compile(r"(?<=[\w/=&?.+-])%[0-9A-Fa-f]{2}")
-_URL_PUNCT_RE = re.compile(r"(?:%[0-9A-Fa-f]{2}|[/\-_.?=&:#%+~])+")  # %2F too: no "2fglow" words
+_URL_PUNCT_RE = re.compile(r"[/\-_.?=&:#%+~]+")
 
 
 @lru_cache(maxsize=4096)
@@ -146,10 +146,10 @@ def _prepare(text: str) -> str:
     """URLs split into their words (a slug often repeats the source's English title), 1,234 -> 1234,
     names and amounts in one spelling for Chinese and English (bot.text.aliases). Cached: story
     terms and names are both cut from each line."""
+    if "%" in text:  # percent-escapes in addresses, whole or cut ("%2Fcharmbracelet%2Fglow")
+        text = _PERCENT_RE.sub(" ", text)
     if "://" in text:
         text = _URL_RE.sub(lambda m: " " + _URL_PUNCT_RE.sub(" ", m.group(0)) + " ", text)
-    if "%" in text:  # percent-escapes of addresses cut short or relative ("%2Fcharmbracelet%2Fglow")
-        text = _PERCENT_RE.sub(" ", text)
     if "," in text:
         text = _THOUSANDS_RE.sub("", text)
     return align(text)
