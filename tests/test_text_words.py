@@ -41,3 +41,18 @@ def test_a_stem_is_as_common_as_its_words_in_the_background_prior() -> None:
         assert stem != word, "the word was expected to be stemmed"
         assert prior_share(stem) == prior_share(word) > 0.005, f"{stem} looked as rare as a name"
     assert prior_share("sonicwall") < 0.001, "a name the lists do not hold is rare"
+
+
+def test_a_signed_advisory_keeps_its_text_and_loses_its_signature() -> None:
+    signed = (
+        "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nExampleOS 4.2.1 fixes CVE-2031-0001.\n"
+        "-----BEGIN PGP SIGNATURE-----\n\niQIzBAEBCAAdFiEEqX+5d1TXaIvOfAmEqX+5d1TXaIv\nOfAmEqX=\n"
+        "-----END PGP SIGNATURE-----\nList archive footer"
+    )
+    text, _ = clean_markdown(signed)
+    words = terms(text)
+    assert "cve-2031-0001" in words and "footer" in words
+    assert not any("iqiz" in w or "ofamequ" in w for w in words)
+    # A block the crawler cut before its end runs to the end; a lone marker is left alone.
+    assert clean_markdown("Text\n-----BEGIN PGP SIGNATURE-----\niQIzBAEB")[0] == "Text"
+    assert "PGP" in clean_markdown("-----BEGIN PGP rest of a line")[0]

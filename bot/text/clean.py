@@ -15,6 +15,9 @@ from bot.text.tokenize import _CJK
 _IMG_RE = re.compile(r"!\[([^\]\n]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
 # An image whose address the crawler cut off ("![](https://i0.wp.com/se..."): its URL is no text.
 _CUT_IMG_RE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*$", re.MULTILINE)
+# A signed advisory's signature or key: base64 lines that would pass for its rarest words.
+_PGP_BEGIN = "-----BEGIN PGP "
+_PGP_KINDS = ("SIGNATURE-----", "PUBLIC KEY BLOCK-----")
 _LINK_RE = re.compile(r"(?<!!)\[([^\]\n]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
 _AUTOLINK_RE = re.compile(r"<(https?://[^>\s]+)>")
 _HTML_TAG_RE = re.compile(r"</?[a-zA-Z][^>\n]*>")
@@ -68,6 +71,25 @@ def _strip_block(line: str) -> str:
     return s
 
 
+def _cut_pgp(text: str) -> str:
+    """Drop PGP signature and key blocks (one pass, ``str.find`` only: linear on any input); a
+    block the crawler cut before its end runs to the end of the text."""
+    out: list[str] = []
+    at = 0
+    while (i := text.find(_PGP_BEGIN, at)) >= 0:
+        rest = text[i + len(_PGP_BEGIN): i + len(_PGP_BEGIN) + 20]
+        kind = next((k for k in _PGP_KINDS if rest.startswith(k)), None)
+        if kind is None:  # a signed message's header: its text is the advisory
+            out.append(text[at: i + len(_PGP_BEGIN)])
+            at = i + len(_PGP_BEGIN)
+            continue
+        out.append(text[at:i])
+        end = text.find("-----END PGP " + kind, i)
+        at = len(text) if end < 0 else end + len("-----END PGP ") + len(kind)
+    out.append(text[at:])
+    return "".join(out)
+
+
 def clean_markdown(md: str) -> tuple[str, list[str]]:
     """Markdown -> plain text and the link targets that were in it (images dropped)."""
     links: list[str] = []
@@ -84,6 +106,8 @@ def clean_markdown(md: str) -> tuple[str, list[str]]:
     text = nfkc(md)
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if _PGP_BEGIN in text:
+        text = _cut_pgp(text)
     if "](" in text:
         if "![" in text:
             text = _CUT_IMG_RE.sub("", _IMG_RE.sub("", text))
