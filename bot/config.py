@@ -138,7 +138,7 @@ SourceConfig = Annotated[FolderSourceConfig | FeedSourceConfig, Field(discrimina
 
 
 class StoriesConfig(Strict):
-    window_hours: float = Field(default=72.0, gt=0)
+    window_hours: float = Field(default=96.0, gt=0)
     similarity: float = Field(default=0.0, ge=0, le=1)  # 0: the engine's tuned default
     duplicate_threshold: float = Field(default=0.0, ge=0, le=1)  # 0: the engine's tuned default
 

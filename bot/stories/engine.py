@@ -50,7 +50,7 @@ class Doc:
 
 @dataclass(slots=True)
 class Params:
-    window_hours: float = 72.0
+    window_hours: float = 96.0  # four days: a later report (a fix, an arrest) still finds its story
     similarity: float = 0.15  # story: average-link similarity to join (and to merge two stories)
     dup_window_hours: float = 168.0  # reposts come later than follow-ups do
     dup_containment: float = 0.75  # duplicates: shingle containment of the shorter text
@@ -78,6 +78,7 @@ class Params:
     short_terms: int = 8  # fewer words of its own than this beside the title: a short item
     min_shared_words: int = 2  # key terms shared in all (any kind): one shared word is a topic
     one_name_margin: float = 0.1  # similarity this far above the bar lets one shared key term do
+    short_one_name_margin: float = 0.3  # ... and this far for a title alone (its closeness is a few words)
     house_share: float = 0.4  # a word on this share of an outlet's pages is its house vocabulary
     house_min_titles: int = 10  # ... of at least this many pages
     house_min_own: int = 4  # ... or this many, between one source's own pages
@@ -926,11 +927,12 @@ class Engine:
             # One outlet's pages share its house vocabulary and pet topics: ask more of them.
             bar += self.p.same_outlet_evidence
         # Near the bar, one name in common is a topic (a vendor, a brand): an event also shares
-        # what happened. A report much closer than that may share just the name, unless one
-        # side is a title alone (its closeness is that of a few words).
+        # what happened. A report much closer than that may share just the name; where one side
+        # is a title alone (its closeness is that of a few words), only three times the bar is.
         short = self.p.short_terms > 0 and (
             short or all(self._short(self.items[a]) for a in st.reps if a in self.items))
-        close_enough = score >= self.p.similarity + self.p.one_name_margin and not short
+        margin = self.p.short_one_name_margin if short else self.p.one_name_margin
+        close_enough = score >= self.p.similarity + margin
         need = 1 if close_enough else self.p.min_shared_terms
         return self._story_evidence(it, keys, st, own=own, need_terms=need) >= bar
 

@@ -48,7 +48,8 @@ GENRE = frozenset("""
     code execution injection bypass privilege escalation authentication vendor vendors users
     customers nas vpn vpns api apis iot saas paas router routers firewall firewalls server servers
     browser browsers app apps llm llms gpu gpus cpu cpus chip chips email wifi wi-fi edr xdr siem
-    soc ddos dns ssl tls ssh sql xss csrf ssrf kev catalog catalogue 已知 目录
+    soc ddos dns ssl tls ssh sql xss csrf ssrf kev catalog catalogue 已知 目录 plugin plugins
+    extension extensions 插件 扩展
 """.split())
 
 
