@@ -163,6 +163,24 @@ def test_short_items_with_different_titles_stay_apart_and_same_titled_copies_fol
     assert len({out[1].story, out[2].story, out[3].story}) == 3
 
 
+def test_a_headline_alone_joins_its_event_on_one_name_only_when_it_is_that_close() -> None:
+    """An aggregator's headline shares the event's name and genre words only; it is the event's
+    when its words are mostly the report's, and the company's other news when they are not."""
+    docs = [
+        _doc(1, "Vexorline patches exploited flaw in its VPN gateways",
+             "Vexorline released fixes for a flaw in its VPN gateways that attackers have exploited since "
+             "March.\nThe company urged customers to install the update and to rotate credentials stored on "
+             "the devices.\nResearchers at a response firm said the intrusions began with the gateway's web "
+             "portal.", "NetDefense Daily"),
+        _doc(2, "Vexorline fixes VPN flaw exploited in attacks", "", "Headline Aggregator", 5),
+        _doc(3, "Vexorline opens a new office in Lisbon", "", "Headline Aggregator", 6),
+    ]
+    for background in (False, True):
+        s = _stories(docs, background=background)
+        assert s[2] == s[1], "the headline of the event stayed apart"
+        assert s[3] != s[1], "the company's other news joined through its name"
+
+
 def test_catalogue_notices_from_one_template_are_not_copies() -> None:
     body = ("The agency added {n} vulnerabilities to its catalogue of exploited flaws, based on evidence "
             "of active exploitation. Federal agencies must patch them by the due date.\n"

@@ -929,9 +929,13 @@ class Engine:
         # Near the bar, one name in common is a topic (a vendor, a brand): an event also shares
         # what happened. A report much closer than that may share just the name; where one side
         # is a title alone (its closeness is that of a few words), only three times the bar is.
-        short = self.p.short_terms > 0 and (
-            short or all(self._short(self.items[a]) for a in st.reps if a in self.items))
-        margin = self.p.short_one_name_margin if short else self.p.one_name_margin
+        theirs = all(self._short(self.items[a]) for a in st.reps if a in self.items)
+        if self.p.short_terms <= 0 or not (short or theirs):
+            margin = self.p.one_name_margin
+        elif short and theirs:
+            margin = math.inf  # two headlines alone: one name is all their closeness is
+        else:
+            margin = self.p.short_one_name_margin
         close_enough = score >= self.p.similarity + margin
         need = 1 if close_enough else self.p.min_shared_terms
         return self._story_evidence(it, keys, st, own=own, need_terms=need) >= bar
