@@ -181,6 +181,18 @@ def test_a_headline_alone_joins_its_event_on_one_name_only_when_it_is_that_close
         assert s[3] != s[1], "the company's other news joined through its name"
 
 
+def test_two_headlines_sharing_only_a_name_stay_apart_however_close() -> None:
+    """Two feed lines of a few words each are close on the one name they share: a company's
+    webinar and its hiring drive are two items, not one event."""
+    docs = [
+        _doc(1, "Vexorline webinar next week", "", "Feed One"),
+        _doc(2, "Vexorline hiring drive next week", "", "Feed Two", 3),
+    ]
+    for background in (False, True):
+        s = _stories(docs, background=background)
+        assert s[1] != s[2], "two headlines joined on one name"
+
+
 def test_catalogue_notices_from_one_template_are_not_copies() -> None:
     body = ("The agency added {n} vulnerabilities to its catalogue of exploited flaws, based on evidence "
             "of active exploitation. Federal agencies must patch them by the due date.\n"
