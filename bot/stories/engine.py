@@ -78,7 +78,7 @@ class Params:
     short_terms: int = 8  # fewer words of its own than this beside the title: a short item
     min_shared_words: int = 2  # key terms shared in all (any kind): one shared word is a topic
     one_name_margin: float = 0.1  # similarity this far above the bar lets one shared key term do
-    short_one_name_margin: float = 0.3  # ... and this far for a title alone (its closeness is a few words)
+    short_one_name_margin: float = 0.3  # ... between a title alone and a full report (two: never)
     house_share: float = 0.4  # a word on this share of an outlet's pages is its house vocabulary
     house_min_titles: int = 10  # ... of at least this many pages
     house_min_own: int = 4  # ... or this many, between one source's own pages

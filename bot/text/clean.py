@@ -77,8 +77,7 @@ def _cut_pgp(text: str) -> str:
     out: list[str] = []
     at = 0
     while (i := text.find(_PGP_BEGIN, at)) >= 0:
-        rest = text[i + len(_PGP_BEGIN): i + len(_PGP_BEGIN) + 20]
-        kind = next((k for k in _PGP_KINDS if rest.startswith(k)), None)
+        kind = next((k for k in _PGP_KINDS if text.startswith(k, i + len(_PGP_BEGIN))), None)
         if kind is None:  # a signed message's header: its text is the advisory
             out.append(text[at: i + len(_PGP_BEGIN)])
             at = i + len(_PGP_BEGIN)
